@@ -1,0 +1,18 @@
+# nnU-Net v2 inference: validate -> preprocess -> predict (batched) -> export -> summary.
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/validate.smk"
+include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/predict.smk"
+include: "workflow/rules/export.smk"
+include: "workflow/rules/summary.smk"
+
+
+rule all:
+    input:
+        rules.summary.output.summary,
+    default_target: True

@@ -1,0 +1,74 @@
+"""Memory and time estimates per stage, from a case's geometry and the model (first, uncalibrated model).
+
+Byte counts follow the arrays nnU-Net allocates (see BRIEF): S0 original voxels, S1 voxels at the
+model's target spacing, C channels, K output channels (classes or regions).
+"""
+
+from __future__ import annotations
+
+import math
+
+MB = 1024 * 1024
+# Resident memory of a Python process that has imported nnU-Net and torch, before any image is read.
+NNUNET_BASE_MB = 700
+VALIDATE_BASE_MB = 250
+# nnU-Net's resampling of one channel needs ~60 bytes per output voxel (float64 work arrays).
+RESAMPLE_BYTES_PER_VOXEL = 60
+# The separate-z path (anisotropy > 3) resamples slice by slice then along z: ~80 bytes per output voxel.
+SEPARATE_Z_BYTES_PER_VOXEL = 80
+ANISOTROPY_THRESHOLD = 3
+
+
+def resampled_shape(shape, spacing, target_spacing) -> list[int]:
+    """Shape at the target spacing, as nnU-Net's compute_new_shape rounds it."""
+    return [int(round(s * sp / t)) for s, sp, t in zip(shape, spacing, target_spacing)]
+
+
+def separate_z(spacing, target_spacing) -> bool:
+    """Whether nnU-Net resamples this case along z separately (anisotropic source or target)."""
+    def anisotropic(sp):
+        return max(sp) / min(sp) > ANISOTROPY_THRESHOLD
+
+    return anisotropic(spacing) or anisotropic(target_spacing)
+
+
+def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_probabilities=False) -> dict:
+    """Peak RSS (MB) and timeout (s) for preprocess, predict and export of one case.
+
+    `shape` and `spacing` are in nnU-Net's axis order after `transpose_forward`.
+    """
+    target = list(model.target_spacing)
+    if len(target) < len(shape):  # 2d configuration: the first axis keeps its spacing
+        target = [spacing[0], *target]
+    s0 = math.prod(shape)
+    s1 = math.prod(resampled_shape(shape, spacing, target))
+    c, k = channels, model.num_classes
+    resample = SEPARATE_Z_BYTES_PER_VOXEL if separate_z(spacing, target) else RESAMPLE_BYTES_PER_VOXEL
+    reading = (bytes_per_voxel + 4) * c * s0
+    preprocessing = 8 * c * s0 + 8 * c * s0 + 4 * c * s1 + 16 * s0 + 8 * s1 + s0 + resample * s1
+    predicting = 8 * c * s1 + 6 * k * s1 + 4 * s1
+    exporting = 2 * k * s1 + 6 * k * s0 + resample * s0 + 2 * s0
+    if save_probabilities:
+        exporting += 8 * k * s0
+    folds = len(model.folds)
+    return {
+        "voxels": s0,
+        "voxels_resampled": s1,
+        "separate_z": separate_z(spacing, target),
+        "preprocess_mb": NNUNET_BASE_MB + math.ceil(max(reading, preprocessing) / MB),
+        "predict_mb": NNUNET_BASE_MB + math.ceil(predicting / MB),
+        "export_mb": NNUNET_BASE_MB + math.ceil(exporting / MB),
+        "preprocess_timeout_s": 300 + math.ceil(2e-6 * c * s0 + 1e-5 * s1),
+        "predict_timeout_s": 600 + math.ceil(2e-4 * folds * c * s1),
+        "export_timeout_s": 300 + math.ceil(2e-6 * k * s0),
+    }
+
+
+def batch_memory_mb(per_case_mb) -> int:
+    """A predict batch holds one case at a time beside the loaded model: its largest case decides."""
+    return max(per_case_mb, default=NNUNET_BASE_MB)
+
+
+def validate_memory_mb(input_bytes: int) -> int:
+    """Validation reads headers only: a small base plus the size of the files as a margin."""
+    return VALIDATE_BASE_MB + math.ceil(input_bytes / MB)

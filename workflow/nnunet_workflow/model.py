@@ -1,0 +1,128 @@
+"""What the workflow needs to know about a trained nnU-Net v2 model folder, read from its JSON files only."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+MODEL_FOLDER_PATTERN = re.compile(r"^(?P<trainer>.+)__(?P<plans>.+)__(?P<configuration>.+)$")
+
+
+class ModelError(ValueError):
+    """The model folder is not a usable nnU-Net v2 trained-model folder."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A trained-model folder and the facts the stages check inputs against."""
+
+    folder: Path
+    configuration: str
+    folds: tuple[str, ...]
+    checkpoint: str
+    channel_names: tuple[str, ...]
+    labels: dict
+    file_ending: str
+    image_reader_writer: str
+    target_spacing: tuple[float, ...]
+    patch_size: tuple[int, ...]
+    transpose_forward: tuple[int, ...]
+    num_classes: int
+
+    @property
+    def num_channels(self) -> int:
+        return len(self.channel_names)
+
+    @property
+    def dimensions(self) -> int:
+        """2 or 3: the spatial dimensionality of the configuration's network."""
+        return len(self.patch_size)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"model folder {path.parent} has no {path.name}") from None
+    except json.JSONDecodeError as error:
+        raise ModelError(f"{path} is not valid JSON: {error}") from None
+
+
+def available_folds(folder: Path, checkpoint: str) -> tuple[str, ...]:
+    """Folds with the checkpoint present, as nnU-Net's auto-detection finds them."""
+    folds = [p.name[len("fold_") :] for p in folder.glob("fold_*") if (p / checkpoint).is_file()]
+    return tuple(sorted(folds, key=lambda f: (not f.isdigit(), int(f) if f.isdigit() else f)))
+
+
+def count_classes(labels: dict) -> int:
+    """Number of output channels: one per label, or one per region for region-based models."""
+    regions = [v for k, v in labels.items() if k != "ignore"]
+    if any(isinstance(v, (list, tuple)) for v in regions):
+        return len([v for k, v in labels.items() if k not in ("background", "ignore")])
+    return len(regions)
+
+
+def load_model(folder, folds=None, checkpoint="checkpoint_final.pth", configuration=None) -> ModelInfo:
+    """Read dataset.json and plans.json of a trained-model folder and resolve folds and configuration."""
+    folder = Path(folder).resolve()
+    if not folder.is_dir():
+        raise ModelError(f"model folder {folder} does not exist")
+    dataset = _read_json(folder / "dataset.json")
+    plans = _read_json(folder / "plans.json")
+    if configuration is None:
+        match = MODEL_FOLDER_PATTERN.match(folder.name)
+        if not match:
+            raise ModelError(
+                f"cannot tell the configuration from the model folder name {folder.name!r} "
+                "(expected TRAINER__PLANS__CONFIGURATION); set 'configuration' in the config"
+            )
+        configuration = match["configuration"]
+    if configuration not in plans.get("configurations", {}):
+        raise ModelError(f"configuration {configuration!r} is not in {folder / 'plans.json'}")
+    config = _resolve_configuration(plans, configuration)
+    found = available_folds(folder, checkpoint)
+    if folds is None:
+        folds = found
+    folds = tuple(str(f) for f in folds)
+    missing = [f for f in folds if f not in found]
+    if not folds or missing:
+        raise ModelError(
+            f"model folder {folder} has no {checkpoint} for fold(s) {', '.join(missing) or 'any'}"
+        )
+    channels = dataset.get("channel_names") or dataset.get("modality")
+    channel_names = tuple(channels[k] for k in sorted(channels, key=int))
+    return ModelInfo(
+        folder=folder,
+        configuration=configuration,
+        folds=folds,
+        checkpoint=checkpoint,
+        channel_names=channel_names,
+        labels=dataset["labels"],
+        file_ending=dataset["file_ending"],
+        image_reader_writer=plans.get("image_reader_writer", "SimpleITKIO"),
+        target_spacing=tuple(float(s) for s in config["spacing"]),
+        patch_size=tuple(int(s) for s in config["patch_size"]),
+        transpose_forward=tuple(plans["transpose_forward"]),
+        num_classes=count_classes(dataset["labels"]),
+    )
+
+
+def _resolve_configuration(plans: dict, name: str) -> dict:
+    """A configuration with its `inherits_from` chain applied, as nnU-Net's PlansManager does."""
+    config = dict(plans["configurations"][name])
+    parent = config.pop("inherits_from", None)
+    if parent is not None:
+        return {**_resolve_configuration(plans, parent), **config}
+    return config
+
+
+
+def nnunet_plans(model: ModelInfo):
+    """nnU-Net's own plans and configuration managers and the dataset.json dict (imports nnU-Net)."""
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    plans_manager = PlansManager(str(model.folder / "plans.json"))
+    configuration_manager = plans_manager.get_configuration(model.configuration)
+    return plans_manager, configuration_manager, _read_json(model.folder / "dataset.json")

@@ -1,0 +1,39 @@
+"""Stage `preprocess`: nnU-Net's own preprocessor on one case; stores the network input and the properties
+export needs to restore the original geometry."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+
+from .layout import Layout
+from .model import ModelInfo, nnunet_plans
+from .records import DONE, FAILED, atomic_path, is_done, skipped_record, stage_record
+from .supervise import run_once
+
+
+def preprocess_files(_state, files: list[str], model: ModelInfo, data_path: str, properties_path: str) -> dict:
+    """Run nnU-Net's preprocessor exactly as nnUNetv2_predict does and save its outputs atomically."""
+    plans_manager, configuration_manager, dataset_json = nnunet_plans(model)
+    preprocessor = configuration_manager.preprocessor_class(verbose=False)
+    data, _, properties = preprocessor.run_case(files, None, plans_manager, configuration_manager, dataset_json)
+    data = np.ascontiguousarray(data, dtype=np.float32)
+    with atomic_path(data_path, suffix=".npy") as temp:
+        np.save(temp, data)
+    with atomic_path(properties_path) as temp, open(temp, "wb") as handle:
+        pickle.dump(properties, handle)
+    return {"shape": list(data.shape)}
+
+
+def preprocess_case(case: str, validated: dict, model: ModelInfo, layout: Layout, log_path=None) -> dict:
+    """Preprocess a validated case supervised; returns the preprocess stage record."""
+    if not is_done(validated):
+        return skipped_record("preprocess", case, validated)
+    data_path, properties_path = layout.preprocessed(case), layout.properties(case)
+    task = (validated["files"], model, str(data_path), str(properties_path))
+    outcome = run_once(preprocess_files, task, validated["estimates"]["preprocess_timeout_s"], log_path)
+    return stage_record(
+        "preprocess", case, DONE if outcome.ok else FAILED, kind=outcome.kind, message=outcome.message,
+        seconds=outcome.seconds, peak_rss_mb=outcome.peak_rss_mb, **outcome.result,
+    )

@@ -1,0 +1,157 @@
+"""Stage `validate`: check a case against the model from file headers, before any voxel is processed.
+
+Catches what would otherwise fail deep inside nnU-Net (or, worse, silently produce nonsense) and
+writes the case's geometry and memory estimates for the later stages.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import memory
+from .cases import Case
+from .model import ModelInfo
+from .records import DONE, FAILED, stage_record
+from .supervise import CaseError, run_once
+
+# Channels of one case must agree: spacing as nnU-Net's reader demands (numpy.allclose defaults),
+# origin within ORIGIN_TOLERANCE_MM and direction cosines within DIRECTION_TOLERANCE.
+SPACING_RTOL = 1e-5
+ORIGIN_TOLERANCE_MM = 1e-3
+DIRECTION_TOLERANCE = 1e-4
+VALIDATE_TIMEOUT_S = 300
+
+
+def _describe_files(paths) -> str:
+    names = [Path(p).name for p in paths]
+    return f"{len(names)} file{'s' if len(names) != 1 else ''}" + (f": {', '.join(names)}" if names else "")
+
+
+def check_channels(case: Case, model: ModelInfo) -> None:
+    """The case has exactly one file per model channel, with the model's file ending."""
+    expected = list(range(model.num_channels))
+    if sorted(case.channels) != expected:
+        names = ", ".join(model.channel_names)
+        missing = [f"{i:04d}" for i in expected if i not in case.channels]
+        extra = [f"{i:04d}" for i in case.channels if i not in expected]
+        detail = "; ".join(
+            part
+            for part in (f"missing channel {', '.join(missing)}" if missing else "",
+                         f"unexpected channel {', '.join(extra)}" if extra else "")
+            if part
+        )
+        raise CaseError(
+            f"model expects {model.num_channels} channel{'s' if model.num_channels != 1 else ''} ({names}); "
+            f"found {_describe_files(case.files())} ({detail})"
+        )
+    for path in case.files():
+        if not Path(path).name.endswith(model.file_ending):
+            raise CaseError(f"{path}: file ending differs from the model's {model.file_ending!r}", kind="invalid_input")
+
+
+def read_header(path: str) -> dict:
+    """Geometry of an image file from its header, in SimpleITK order (x, y, z)."""
+    import SimpleITK as sitk
+
+    if not os.path.exists(path):
+        raise CaseError(f"{path}: file does not exist")
+    if os.path.getsize(path) == 0:
+        raise CaseError(f"{path}: file is empty (0 bytes)")
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(path)
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as error:
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown reason"
+        raise CaseError(f"{path}: not a readable image ({reason})") from None
+    pixel = sitk.GetPixelIDValueAsString(reader.GetPixelID())
+    return {
+        "file": path,
+        "dimension": reader.GetDimension(),
+        "size": list(reader.GetSize()),
+        "spacing": list(reader.GetSpacing()),
+        "origin": list(reader.GetOrigin()),
+        "direction": list(reader.GetDirection()),
+        "components": reader.GetNumberOfComponents(),
+        "pixel_type": pixel,
+        "bytes_per_voxel": np.dtype(_PIXEL_DTYPES.get(pixel, "float64")).itemsize,
+    }
+
+
+_PIXEL_DTYPES = {
+    "8-bit unsigned integer": "uint8",
+    "8-bit signed integer": "int8",
+    "16-bit unsigned integer": "uint16",
+    "16-bit signed integer": "int16",
+    "32-bit unsigned integer": "uint32",
+    "32-bit signed integer": "int32",
+    "64-bit unsigned integer": "uint64",
+    "64-bit signed integer": "int64",
+    "32-bit float": "float32",
+    "64-bit float": "float64",
+}
+
+
+def check_dimensions(header: dict, model: ModelInfo) -> None:
+    """A 3D model needs 3D images with more than one voxel along every axis; 4D images are refused."""
+    path, size = header["file"], header["size"]
+    if header["components"] != 1:
+        raise CaseError(f"{path}: has {header['components']} components per voxel; nnU-Net expects one value per voxel")
+    if header["dimension"] > 3:
+        raise CaseError(f"{path}: is a {header['dimension']}D image {size}; give each channel as its own 3D file")
+    if model.dimensions == 3 and (header["dimension"] < 3 or min(size) < 2):
+        raise CaseError(
+            f"{path}: is a 2D image (size {size}) but the model's {model.configuration} configuration is 3D; "
+            "nnU-Net would resample it to a meaningless volume"
+        )
+
+
+def check_geometry_agreement(headers: list[dict]) -> None:
+    """All channels of a case share shape, spacing, origin and direction (within the tolerances above)."""
+    first = headers[0]
+    for other in headers[1:]:
+        pair = f"{Path(other['file']).name} and {Path(first['file']).name}"
+        if other["size"] != first["size"]:
+            raise CaseError(f"channels {pair} differ in size: {other['size']} vs {first['size']}")
+        if not np.allclose(other["spacing"], first["spacing"], rtol=SPACING_RTOL):
+            raise CaseError(f"channels {pair} differ in spacing: {other['spacing']} vs {first['spacing']}")
+        if not np.allclose(other["origin"], first["origin"], rtol=0, atol=ORIGIN_TOLERANCE_MM):
+            raise CaseError(f"channels {pair} differ in origin: {other['origin']} vs {first['origin']}")
+        if not np.allclose(other["direction"], first["direction"], rtol=0, atol=DIRECTION_TOLERANCE):
+            raise CaseError(f"channels {pair} differ in direction: {other['direction']} vs {first['direction']}")
+
+
+def nnunet_geometry(header: dict, model: ModelInfo) -> tuple[list[int], list[float]]:
+    """Shape and spacing in nnU-Net's axis order (reversed SimpleITK order, then transpose_forward)."""
+    shape, spacing = header["size"][::-1], header["spacing"][::-1]
+    if len(shape) == 2:
+        shape, spacing = [1, *shape], [999 * max(spacing), *spacing]
+    order = model.transpose_forward
+    return [shape[i] for i in order], [spacing[i] for i in order]
+
+
+def inspect_case(_state, case: Case, model: ModelInfo, save_probabilities: bool) -> dict:
+    """All checks of one case; returns its geometry and stage estimates, or raises CaseError."""
+    check_channels(case, model)
+    headers = [read_header(path) for path in case.files()]
+    for header in headers:
+        check_dimensions(header, model)
+    check_geometry_agreement(headers)
+    shape, spacing = nnunet_geometry(headers[0], model)
+    bytes_per_voxel = max(h["bytes_per_voxel"] for h in headers)
+    estimates = memory.stage_estimates(shape, spacing, len(headers), bytes_per_voxel, model, save_probabilities)
+    geometry = {k: headers[0][k] for k in ("size", "spacing", "origin", "direction", "pixel_type")}
+    return {"geometry": geometry, "estimates": estimates}
+
+
+def validate_case(case: Case, model: ModelInfo, save_probabilities=False, log_path=None) -> dict:
+    """Run the checks supervised and return the validate stage record."""
+    outcome = run_once(inspect_case, (case, model, save_probabilities), VALIDATE_TIMEOUT_S, log_path)
+    status = DONE if outcome.ok else FAILED
+    return stage_record(
+        "validate", case.id, status, kind=outcome.kind, message=outcome.message,
+        seconds=outcome.seconds, peak_rss_mb=outcome.peak_rss_mb, files=case.files(), **outcome.result,
+    )

@@ -1,0 +1,15 @@
+# Resample a case's logits to its original geometry and write the segmentation atomically.
+rule export:
+    input:
+        batch=case_batch_record,
+        validated=rules.validate.output.record,
+    output:
+        record=str(LAYOUT.record("export", "{case}")),
+    resources:
+        mem_mb=estimate("export", "mb"),
+    log:
+        str(LAYOUT.log("export", "{case}")),
+    conda:
+        "../../envs/nnunet.yaml"
+    script:
+        "../scripts/export.py"

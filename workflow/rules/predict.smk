@@ -1,0 +1,17 @@
+# Predict a batch of preprocessed cases with one model load (GPU job).
+rule predict:
+    input:
+        preprocessed=batch_records("preprocess"),
+        validated=batch_records("validate"),
+    output:
+        record=str(LAYOUT.batch_record("{batch}")),
+    threads: config["predict_threads"]
+    resources:
+        mem_mb=batch_memory_mb,
+        gpu=predict_gpus(),
+    log:
+        str(LAYOUT.log("predict", "{batch}")),
+    conda:
+        "../../envs/nnunet.yaml"
+    script:
+        "../scripts/predict.py"

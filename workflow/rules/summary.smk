@@ -1,0 +1,14 @@
+# One row per case: status, failing stage, reason, seconds and peak memory per stage, logs.
+rule summary:
+    input:
+        exported=expand(str(LAYOUT.record("export", "{case}")), case=sorted(CASES)),
+    output:
+        summary=str(LAYOUT.summary()),
+    params:
+        batches=BATCHES,
+    log:
+        str(LAYOUT.log("summary", "summary")),
+    conda:
+        "../../envs/nnunet.yaml"
+    script:
+        "../scripts/summary.py"

@@ -1,0 +1,16 @@
+# Check each case against the model from its headers; record geometry and memory estimates.
+rule validate:
+    input:
+        channels=lambda wildcards: CASES[wildcards.case].files(),
+    output:
+        record=str(LAYOUT.record("validate", "{case}")),
+    params:
+        channels=case_channels,
+    resources:
+        mem_mb=validate_memory_mb,
+    log:
+        str(LAYOUT.log("validate", "{case}")),
+    conda:
+        "../../envs/nnunet.yaml"
+    script:
+        "../scripts/validate.py"

@@ -1,0 +1,10 @@
+"""Entry point of rule validate; the logic lives in the nnunet_workflow package."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 (snakemake is injected)
+
+from nnunet_workflow.rule_entry import run_validate  # noqa: E402
+
+run_validate(snakemake)  # noqa: F821
