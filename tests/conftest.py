@@ -1,0 +1,45 @@
+"""Shared fixtures: a model description for header-level tests, image writers, and the demo model."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from nnunet_workflow.model import ModelInfo
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def two_channel_model(tmp_path) -> ModelInfo:
+    """A 3D, 2-channel, 3-class model description (no weights needed for header checks)."""
+    return ModelInfo(
+        folder=tmp_path / "model",
+        configuration="3d_fullres",
+        folds=("0",),
+        checkpoint="checkpoint_final.pth",
+        channel_names=("T1", "T2"),
+        labels={"background": 0, "sphere": 1, "box": 2},
+        file_ending=".nii.gz",
+        image_reader_writer="SimpleITKIO",
+        target_spacing=(1.0, 1.0, 1.0),
+        patch_size=(32, 32, 32),
+        transpose_forward=(0, 1, 2),
+        num_classes=3,
+    )
+
+
+def write_image(path, size=(20, 18, 16), spacing=(1.0, 1.0, 1.0), origin=None, direction=None, dtype=np.int16):
+    """Write a small image; `size` is SimpleITK order (x, y, z) and may have 2 or 4 entries."""
+    array = np.arange(np.prod(size), dtype=dtype).reshape(tuple(reversed(size))) % 50
+    image = sitk.GetImageFromArray(array, isVector=False)
+    image.SetSpacing(spacing[: len(size)])
+    if origin is not None:
+        image.SetOrigin(origin)
+    if direction is not None:
+        image.SetDirection(direction)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(image, str(path))
+    return str(path)
