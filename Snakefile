@@ -13,6 +13,6 @@ include: "workflow/rules/summary.smk"
 
 
 rule all:
+    default_target: True
     input:
         rules.summary.output.summary,
-    default_target: True

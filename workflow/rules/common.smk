@@ -14,7 +14,6 @@ from nnunet_workflow.plan import input_bytes, plan_batches
 from nnunet_workflow import memory
 from nnunet_workflow.records import read_json
 
-
 validate(config, schema="../schemas/config.schema.yaml")
 
 MODEL = load_model(

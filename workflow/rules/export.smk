@@ -5,11 +5,11 @@ rule export:
         validated=rules.validate.output.record,
     output:
         record=str(LAYOUT.record("export", "{case}")),
-    resources:
-        mem_mb=estimate("export", "mb"),
     log:
         str(LAYOUT.log("export", "{case}")),
     conda:
         "../../envs/nnunet.yaml"
+    resources:
+        mem_mb=estimate("export", "mb"),
     script:
         "../scripts/export.py"

@@ -5,13 +5,13 @@ rule predict:
         validated=batch_records("validate"),
     output:
         record=str(LAYOUT.batch_record("{batch}")),
-    threads: config["predict_threads"]
-    resources:
-        mem_mb=batch_memory_mb,
-        gpu=predict_gpus(),
     log:
         str(LAYOUT.log("predict", "{batch}")),
     conda:
         "../../envs/nnunet.yaml"
+    threads: config["predict_threads"]
+    resources:
+        mem_mb=batch_memory_mb,
+        gpu=predict_gpus(),
     script:
         "../scripts/predict.py"

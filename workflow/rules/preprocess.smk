@@ -4,11 +4,11 @@ rule preprocess:
         validated=rules.validate.output.record,
     output:
         record=str(LAYOUT.record("preprocess", "{case}")),
-    resources:
-        mem_mb=estimate("preprocess", "mb"),
     log:
         str(LAYOUT.log("preprocess", "{case}")),
     conda:
         "../../envs/nnunet.yaml"
+    resources:
+        mem_mb=estimate("preprocess", "mb"),
     script:
         "../scripts/preprocess.py"

@@ -4,11 +4,11 @@ rule summary:
         exported=expand(str(LAYOUT.record("export", "{case}")), case=sorted(CASES)),
     output:
         summary=str(LAYOUT.summary()),
-    params:
-        batches=BATCHES,
     log:
         str(LAYOUT.log("summary", "summary")),
     conda:
         "../../envs/nnunet.yaml"
+    params:
+        batches=BATCHES,
     script:
         "../scripts/summary.py"

@@ -4,13 +4,13 @@ rule validate:
         channels=lambda wildcards: CASES[wildcards.case].files(),
     output:
         record=str(LAYOUT.record("validate", "{case}")),
-    params:
-        channels=case_channels,
-    resources:
-        mem_mb=validate_memory_mb,
     log:
         str(LAYOUT.log("validate", "{case}")),
     conda:
         "../../envs/nnunet.yaml"
+    resources:
+        mem_mb=validate_memory_mb,
+    params:
+        channels=case_channels,
     script:
         "../scripts/validate.py"
