@@ -43,3 +43,20 @@ def write_image(path, size=(20, 18, 16), spacing=(1.0, 1.0, 1.0), origin=None, d
     path.parent.mkdir(parents=True, exist_ok=True)
     sitk.WriteImage(image, str(path))
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def demo() -> dict:
+    """The built-in demo (built into .demo/ on first use, a few minutes): model, input, truth, case ids."""
+    from nnunet_workflow.cases import discover_cases
+    from nnunet_workflow.demo_model import prepare_demo
+
+    paths = prepare_demo(REPO / ".demo")
+    cases = discover_cases(paths["input"], ("T1", "T2"))
+
+    def anisotropy(case):
+        spacing = sitk.ReadImage(cases[case].files()[0]).GetSpacing()
+        return max(spacing) / min(spacing)
+
+    return {**paths, "cases": list(cases), "anisotropic_case": max(cases, key=anisotropy),
+            "case_files": {case: c.files() for case, c in cases.items()}}

@@ -67,3 +67,12 @@ def brief(table: pd.DataFrame, summary_path) -> str:
     for row in table[table["status"] == FAILED].itertuples():
         lines.append(f"  {row.case}: {row.stage} {row.kind}: {row.message}")
     return "\n".join(lines)
+
+
+def print_brief(summary_path) -> None:
+    """Print the brief of an existing summary table (at the end of a run); silent if there is none."""
+    try:
+        table = pd.read_csv(summary_path, sep="\t", keep_default_na=False)
+    except FileNotFoundError:
+        return
+    print(brief(table, summary_path))

@@ -1,6 +1,8 @@
 # Config, model, cases and batches: read once at parse time (read-only), used by every rule.
 import sys
 
+import yaml
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -13,8 +15,12 @@ from nnunet_workflow.model import load_model
 from nnunet_workflow.plan import input_bytes, plan_batches
 from nnunet_workflow import memory
 from nnunet_workflow.records import read_json
+from nnunet_workflow.settings import coerce_config
+from nnunet_workflow.summary import print_brief
 
-validate(config, schema="../schemas/config.schema.yaml")
+SCHEMA_PATH = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+coerce_config(config, yaml.safe_load(SCHEMA_PATH.read_text()))
+validate(config, schema=str(SCHEMA_PATH))
 
 MODEL = load_model(
     config["model"], config["folds"], config["checkpoint"], config["configuration"]

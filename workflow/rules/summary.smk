@@ -12,3 +12,7 @@ rule summary:
         batches=BATCHES,
     script:
         "../scripts/summary.py"
+
+
+onsuccess:
+    print_brief(LAYOUT.summary())

@@ -1,0 +1,51 @@
+"""Helpers of the end-to-end tests: run the workflow and nnUNetv2_predict, compare images."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from nnunet_workflow.model import load_model
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def run_workflow(model, source, results, *extra, check=True, **config) -> subprocess.CompletedProcess:
+    """`snakemake --cores 2 --config model=... input=... results=...` from the repository root."""
+    settings = {"model": model, "input": source, "results": results, **config}
+    command = [str(BIN / "snakemake"), "--cores", "2", *extra, "--config"]
+    command += [f"{key}={value}" for key, value in settings.items()]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise AssertionError(f"snakemake failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}")
+    return done
+
+
+def run_nnunet_predict(model_folder, source, output, *options) -> None:
+    """The reference: nnU-Net's own `nnUNetv2_predict` on the same model (found via nnUNet_results)."""
+    model_folder = Path(model_folder)
+    folds = load_model(model_folder).folds  # nnUNetv2_predict's default -f is 0 1 2 3 4; ours is what exists
+    trainer, plans, configuration = model_folder.name.split("__")
+    dataset = model_folder.parent.name
+    env = {**os.environ, "nnUNet_results": str(model_folder.parent.parent),
+           "nnUNet_raw": str(output), "nnUNet_preprocessed": str(output)}
+    command = [str(BIN / "nnUNetv2_predict"), "-i", str(source), "-o", str(output), "-d", dataset,
+               "-tr", trainer, "-p", plans, "-c", configuration, "-f", *folds, "-device", "cpu",
+               "--disable_progress_bar", *options]
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def assert_same_image(ours, reference) -> None:
+    """Voxel-for-voxel equality, plus the same size, spacing, origin, direction and pixel type."""
+    a, b = sitk.ReadImage(str(ours)), sitk.ReadImage(str(reference))
+    assert a.GetSize() == b.GetSize(), ours
+    assert a.GetSpacing() == b.GetSpacing(), ours
+    assert a.GetOrigin() == b.GetOrigin(), ours
+    assert a.GetDirection() == b.GetDirection(), ours
+    assert a.GetPixelID() == b.GetPixelID(), ours
+    assert np.array_equal(sitk.GetArrayViewFromImage(a), sitk.GetArrayViewFromImage(b)), ours

@@ -1,0 +1,24 @@
+"""Command-line config values are coerced as the schema expects."""
+
+import yaml
+
+from nnunet_workflow.settings import coerce_config
+
+from conftest import REPO
+
+SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+
+
+def test_words_become_booleans_nulls_and_lists():
+    config = {"tta": "false", "save_probabilities": "True", "folds": "0,1", "configuration": "null",
+              "step_size": 0.5, "model": "null-model"}
+    assert coerce_config(config, SCHEMA) == {
+        "tta": False, "save_probabilities": True, "folds": ["0", "1"], "configuration": None,
+        "step_size": 0.5, "model": "null-model",
+    }
+
+
+def test_single_fold_and_yaml_lists_stay_lists():
+    assert coerce_config({"folds": 0}, SCHEMA) == {"folds": [0]}
+    assert coerce_config({"folds": ["all"]}, SCHEMA) == {"folds": ["all"]}
+    assert coerce_config({"folds": "[0, 2]"}, SCHEMA) == {"folds": ["0", "2"]}

@@ -1,0 +1,109 @@
+"""End to end on the demo: the workflow's segmentations equal nnUNetv2_predict's, voxel for voxel."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nnunet_workflow.demo_report import dice_table
+from nnunet_workflow.layout import Layout
+
+from e2e import BIN, REPO, assert_same_image, run_nnunet_predict, run_workflow
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def default_run(demo, tmp_path_factory):
+    """The workflow with default options, batches of 4, and nnUNetv2_predict with its defaults."""
+    root = tmp_path_factory.mktemp("default")
+    run_workflow(demo["model"], demo["input"], root / "results", batch_size=4)
+    run_nnunet_predict(demo["model"], demo["input"], root / "reference")
+    return root
+
+
+def test_every_segmentation_equals_nnunetv2_predict(demo, default_run):
+    references = sorted((default_run / "reference").glob("*.nii.gz"))
+    assert len(references) == len(demo["cases"])
+    for reference in references:
+        assert_same_image(default_run / "results" / reference.name, reference)
+
+
+def test_summary_lists_every_case_done_with_times_and_memory(demo, default_run):
+    summary = pd.read_csv(default_run / "results" / "summary.tsv", sep="\t", keep_default_na=False)
+    assert sorted(summary["case"]) == sorted(demo["cases"])
+    assert set(summary["status"]) == {"done"} and set(summary["stage"]) == {"export"}
+    for stage in ("validate", "preprocess", "predict", "export"):
+        assert (summary[f"{stage}_seconds"].astype(float) > 0).all()
+        assert (summary[f"{stage}_peak_mb"].astype(float) > 0).all()
+    for row in summary.itertuples():
+        assert Path(row.output) == default_run / "results" / f"{row.case}.nii.gz"
+        assert Path(row.log).is_file()
+
+
+def test_model_is_loaded_once_per_batch(demo, default_run):
+    layout = Layout(default_run / "results")
+    records = [json.loads(p.read_text()) for p in sorted((layout.results / "work" / "batches").glob("*.json"))]
+    assert [len(r["cases"]) for r in records] == [4, len(demo["cases"]) - 4]
+    assert [r["model_loads"] for r in records] == [1, 1]
+    logs = [layout.log("predict", r["batch"]).read_text() for r in records]
+    assert [log.count("model loaded from") for log in logs] == [1, 1]
+
+
+def test_intermediates_are_removed_after_export(default_run):
+    assert not list((default_run / "results" / "work").rglob("*.npy"))
+
+
+def test_demo_dice_is_at_least_0_9(demo, default_run):
+    table = dice_table(default_run / "results", demo["truth"])
+    assert len(table) == len(demo["cases"])
+    assert table["dice"].min() >= 0.9, table
+
+
+def test_dry_run_of_a_finished_run_has_nothing_to_do(demo, default_run):
+    done = run_workflow(demo["model"], demo["input"], default_run / "results", "-n", batch_size=4)
+    assert "Nothing to be done" in done.stdout + done.stderr
+
+
+def test_sample_sheet_odd_ids_and_options_match_nnunet(demo, tmp_path):
+    """A sample sheet with ids holding spaces, dots and unicode; save_probabilities, tta=false and
+    step_size map to nnUNetv2_predict's --save_probabilities, --disable_tta and -step_size."""
+    chosen = {"subject 1": sorted(demo["cases"])[0], "sub.02": sorted(demo["cases"])[1],
+              "sujet-é3": demo["anisotropic_case"]}
+    reference_input = tmp_path / "reference_input"
+    reference_input.mkdir()
+    lines = ["case\tT1\tT2"]
+    for our_id, demo_id in chosen.items():
+        files = demo["case_files"][demo_id]
+        lines.append("\t".join([our_id, *files]))
+        for path in files:
+            shutil.copy(path, reference_input)
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    run_workflow(demo["model"], sheet, tmp_path / "results", save_probabilities="true", tta="false", step_size=0.75)
+    run_nnunet_predict(demo["model"], reference_input, tmp_path / "reference", "--save_probabilities",
+                       "--disable_tta", "-step_size", "0.75")
+    for our_id, demo_id in chosen.items():
+        assert_same_image(tmp_path / "results" / f"{our_id}.nii.gz", tmp_path / "reference" / f"{demo_id}.nii.gz")
+        ours = np.load(tmp_path / "results" / f"{our_id}.npz")["probabilities"]
+        reference = np.load(tmp_path / "reference" / f"{demo_id}.npz")["probabilities"]
+        assert ours.dtype == reference.dtype and np.array_equal(ours, reference)
+        assert (tmp_path / "results" / f"{our_id}.pkl").is_file()
+
+
+def test_dry_run_writes_nothing(demo, tmp_path):
+    results = tmp_path / "results"
+    done = run_workflow(demo["model"], demo["input"], results, "-n")
+    assert "validate" in done.stdout and not results.exists()
+
+
+def test_lint_and_format_are_clean(demo, tmp_path):
+    lint = run_workflow(demo["model"], demo["input"], tmp_path / "results", "--lint", check=False)
+    assert lint.returncode == 0 and "good condition" in lint.stdout + lint.stderr, lint.stdout + lint.stderr
+    fmt = subprocess.run([str(BIN / "snakefmt"), "--check", "Snakefile", "workflow/rules"], cwd=REPO,
+                         capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
