@@ -60,3 +60,13 @@ def demo() -> dict:
 
     return {**paths, "cases": list(cases), "anisotropic_case": max(cases, key=anisotropy),
             "case_files": {case: c.files() for case, c in cases.items()}}
+
+
+@pytest.fixture(scope="session")
+def reference(demo, tmp_path_factory):
+    """nnUNetv2_predict's segmentations of all demo cases with its default options (the reference)."""
+    from e2e import run_nnunet_predict
+
+    output = tmp_path_factory.mktemp("reference")
+    run_nnunet_predict(demo["model"], demo["input"], output)
+    return output

@@ -1,15 +1,58 @@
-"""Batches: largest inputs first, bounded size, deterministic."""
+"""The run plan: attempts from the records on disk, pending cases only in batches, memory floors."""
 
 from nnunet_workflow.cases import Case
-from nnunet_workflow.plan import plan_batches
+from nnunet_workflow.layout import Layout
+from nnunet_workflow.plan import RunPlan, make_plan, plan_batches
+from nnunet_workflow.records import stage_record, write_json
 
 
-def test_batches_are_largest_first_and_bounded(tmp_path):
+def make_cases(tmp_path, sizes):
     cases = {}
-    for name, size in [("a", 10), ("b", 30), ("c", 20), ("d", 30), ("e", 5)]:
-        path = tmp_path / f"{name}_0000.nii.gz"
+    for name, size in sizes.items():
+        path = tmp_path / "in" / f"{name}_0000.nii.gz"
+        path.parent.mkdir(exist_ok=True)
         path.write_bytes(b"x" * size)
         cases[name] = Case(name, {0: str(path)})
-    batches = plan_batches(cases, batch_size=2)
-    assert batches == {"batch_0000": ["b", "d"], "batch_0001": ["c", "a"], "batch_0002": ["e"]}
-    assert plan_batches(dict(reversed(list(cases.items()))), batch_size=2) == batches
+    return cases
+
+
+def test_batches_are_largest_first_bounded_and_named_by_members(tmp_path):
+    cases = make_cases(tmp_path, {"a": 10, "b": 30, "c": 20, "d": 30, "e": 5})
+    attempts = dict.fromkeys(cases, "a1")
+    batches = plan_batches(cases, attempts, batch_size=2)
+    assert list(batches.values()) == [["b", "d"], ["c", "a"], ["e"]]
+    assert plan_batches(dict(reversed(list(cases.items()))), attempts, batch_size=2) == batches
+    assert plan_batches(cases, {**attempts, "e": "a2"}, batch_size=2).keys() != batches.keys()
+
+
+def finish(layout, case, attempt, provenance="p1", **export):
+    for stage in ("validate", "preprocess", "predict"):
+        write_json(layout.record(stage, case, attempt), stage_record(stage, case, "done", provenance=provenance))
+    write_json(layout.record("export", case, attempt),
+               stage_record("export", case, "done", provenance=provenance, **export))
+    (layout.results / f"{case}.nii.gz").write_bytes(b"segmentation")
+
+
+def test_plan_from_records(tmp_path):
+    cases = make_cases(tmp_path, {"new": 1, "done": 1, "oom": 1, "bad": 1, "cut": 1, "stale": 1, "lost": 1})
+    layout = Layout(tmp_path / "results")
+    layout.results.mkdir()
+    finish(layout, "done", "a1")
+    finish(layout, "stale", "a1", provenance="old-model")
+    finish(layout, "lost", "a1")
+    (layout.results / "lost.nii.gz").unlink()
+    write_json(layout.record("validate", "oom", "a1"), stage_record("validate", "oom", "done", provenance="p1"))
+    write_json(layout.record("preprocess", "oom", "a1"), stage_record(
+        "preprocess", "oom", "failed", kind="out_of_memory", peak_rss_mb=2000, reserved_mb=1800, provenance="p1"))
+    write_json(layout.record("validate", "bad", "a1"), stage_record("validate", "bad", "failed", kind="invalid_input"))
+    write_json(layout.record("validate", "cut", "a3"), stage_record("validate", "cut", "done", provenance="p1"))
+
+    plan = make_plan(cases, layout, ".nii.gz", "p1", batch_size=10)
+
+    assert plan.attempts == {"new": "a1", "done": "a1", "oom": "a2", "bad": "a2", "cut": "a3", "stale": "a2",
+                             "lost": "a2"}
+    assert sorted(plan.pending) == ["bad", "cut", "lost", "new", "oom", "stale"]
+    assert sorted(case for cases in plan.batches.values() for case in cases) == sorted(plan.pending)
+    assert plan.memory_floor_mb == {"oom": {"preprocess": 3000}}
+    plan.save(tmp_path / "plan.json")
+    assert RunPlan.load(tmp_path / "plan.json") == plan

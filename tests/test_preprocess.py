@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pytest
 
+from nnunet_workflow.job import CaseJob
 from nnunet_workflow.model import nnunet_plans
 from nnunet_workflow.preprocess import preprocess_case
 from nnunet_workflow.records import stage_record
@@ -26,9 +27,9 @@ def test_stored_data_and_properties_equal_nnunet_preprocessing(demo, tmp_path, w
     model, layout, validated, preprocessed = validated_and_preprocessed(demo, tmp_path, [case])
     assert preprocessed[case]["status"] == "done", preprocessed[case]
     data, _, properties = reference_preprocessing(model, demo["case_files"][case])
-    stored = np.load(layout.preprocessed(case))
+    stored = np.load(layout.preprocessed(case, "a1"))
     assert stored.dtype == np.float32 and np.array_equal(stored, data)
-    with open(layout.properties(case), "rb") as handle:
+    with open(layout.properties(case, "a1"), "rb") as handle:
         stored_properties = pickle.load(handle)
     assert stored_properties.keys() == properties.keys()
     assert stored_properties["bbox_used_for_cropping"] == properties["bbox_used_for_cropping"]
@@ -39,6 +40,6 @@ def test_stored_data_and_properties_equal_nnunet_preprocessing(demo, tmp_path, w
 def test_case_that_failed_validation_is_skipped_without_output(demo, tmp_path):
     model, layout, _, _ = validated_and_preprocessed(demo, tmp_path, [])
     failed = stage_record("validate", "x", "failed", kind="invalid_input", message="missing channel")
-    record = preprocess_case("x", failed, model, layout)
+    record = preprocess_case(CaseJob("x", "a1", model, layout), failed)
     assert (record["status"], record["message"]) == ("skipped", "not run: validate failed")
-    assert not layout.preprocessed("x").exists()
+    assert not layout.preprocessed("x", "a1").exists()

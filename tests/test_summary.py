@@ -7,28 +7,27 @@ from nnunet_workflow.records import skipped_record, stage_record, write_json
 from nnunet_workflow.summary import brief, write_summary
 
 
-def test_rows_follow_the_records(tmp_path):
+def test_rows_follow_the_records_of_the_current_attempt(tmp_path):
     layout = Layout(tmp_path)
-    done = {s: stage_record(s, "ok", "done", seconds=1.0, peak_rss_mb=100.0) for s in ("validate", "preprocess")}
-    for stage, record in done.items():
-        write_json(layout.record(stage, "ok"), record)
+    for stage in ("validate", "preprocess"):
+        write_json(layout.record(stage, "ok", "a2"), stage_record(stage, "ok", "done", seconds=1.0, peak_rss_mb=100.0))
+    write_json(layout.record("predict", "ok", "a2"), stage_record("predict", "ok", "done", seconds=2.0, batch="b1"))
+    write_json(layout.record("export", "ok", "a2"), stage_record("export", "ok", "done", output=str(tmp_path / "ok.nii.gz")))
+    write_json(layout.record("validate", "ok", "a1"), stage_record("validate", "ok", "failed", kind="timeout"))
     bad = stage_record("validate", "bad", "failed", kind="invalid_input", message="model expects 2 channels")
-    write_json(layout.record("validate", "bad"), bad)
-    write_json(layout.record("preprocess", "bad"), skipped_record("preprocess", "bad", bad))
-    write_json(layout.batch_record("batch_0000"), {"cases": {
-        "ok": stage_record("predict", "ok", "done", seconds=2.0),
-        "bad": skipped_record("predict", "bad", bad),
-    }})
-    write_json(layout.record("export", "ok"), stage_record("export", "ok", "done", output=str(tmp_path / "ok.nii.gz")))
-    table = write_summary({"batch_0000": ["ok", "bad"], "batch_0001": ["later"]}, layout)
+    write_json(layout.record("validate", "bad", "a1"), bad)
+    write_json(layout.record("preprocess", "bad", "a1"), skipped_record("preprocess", "bad", bad))
+    table = write_summary({"ok": "a2", "bad": "a1", "later": "a1"}, layout)
 
     on_disk = pd.read_csv(layout.summary(), sep="\t", keep_default_na=False)
     assert list(on_disk["case"]) == ["bad", "later", "ok"]
     rows = {row["case"]: row for row in on_disk.to_dict("records")}
-    assert (rows["ok"]["status"], rows["ok"]["stage"], rows["ok"]["output"]) == ("done", "export", str(tmp_path / "ok.nii.gz"))
-    assert float(rows["ok"]["predict_seconds"]) == 2.0 and float(rows["ok"]["validate_peak_mb"]) == 100.0
+    ok = rows["ok"]
+    assert (ok["status"], ok["stage"], ok["output"], ok["attempt"], ok["batch"]) == (
+        "done", "export", str(tmp_path / "ok.nii.gz"), "a2", "b1")
+    assert float(ok["predict_seconds"]) == 2.0 and float(ok["validate_peak_mb"]) == 100.0
     assert (rows["bad"]["status"], rows["bad"]["stage"], rows["bad"]["kind"]) == ("failed", "validate", "invalid_input")
-    assert rows["bad"]["log"] == str(layout.log("validate", "bad"))
+    assert rows["bad"]["log"] == str(layout.log("validate", "bad", "a1"))
     assert (rows["later"]["status"], rows["later"]["stage"]) == ("pending", "")
     text = brief(table, layout.summary())
     assert text.splitlines()[0] == "3 cases: 1 done, 1 failed, 1 pending"

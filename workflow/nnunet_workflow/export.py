@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .layout import Layout
+from .job import CaseJob
 from .model import ModelInfo, nnunet_plans
-from .records import DONE, FAILED, is_done, skipped_record, stage_record
+from .records import is_done
 from .supervise import run_once
 
 
@@ -39,21 +39,20 @@ def export_logits(_state, model: ModelInfo, logits_path: str, properties_path: s
     return {"output": str(final)}
 
 
-def export_case(case: str, predicted: dict, validated: dict, model: ModelInfo, layout: Layout,
-                save_probabilities=False, keep_intermediates=False, log_path=None) -> dict:
+def export_case(job: CaseJob, predicted: dict, validated: dict, save_probabilities=False,
+                keep_intermediates=False) -> dict:
     """Export one predicted case supervised; returns the export stage record."""
     if not is_done(predicted):
-        return skipped_record("export", case, predicted)
+        return job.skipped("export", predicted)
+    layout, case, attempt = job.layout, job.case, job.attempt
     task = (
-        model, str(layout.logits(case)), str(layout.properties(case)),
-        str(layout.segmentation(case, model.file_ending)),
+        job.model, str(layout.logits(case, attempt)), str(layout.properties(case, attempt)),
+        str(layout.segmentation(case, job.model.file_ending)),
         [str(p) for p in layout.probabilities(case)], save_probabilities,
     )
-    outcome = run_once(export_logits, task, validated["estimates"]["export_timeout_s"], log_path)
+    timeout = validated["estimates"]["export_timeout_s"]
+    outcome = run_once(export_logits, task, timeout, job.log_path, job.fault, job.reserved_mb)
     if outcome.ok and not keep_intermediates:
-        for path in (layout.preprocessed(case), layout.logits(case)):
+        for path in (layout.preprocessed(case, attempt), layout.logits(case, attempt)):
             path.unlink(missing_ok=True)
-    return stage_record(
-        "export", case, DONE if outcome.ok else FAILED, kind=outcome.kind, message=outcome.message,
-        seconds=outcome.seconds, peak_rss_mb=outcome.peak_rss_mb, **outcome.result,
-    )
+    return job.record("export", outcome)

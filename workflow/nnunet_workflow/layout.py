@@ -1,4 +1,8 @@
-"""Where every file of a run lives under the results folder; the rules and the stages both use these paths."""
+"""Where every file of a run lives under the results folder; the rules and the stages both use these paths.
+
+Each case's work sits in one folder per attempt (`work/{case}/a1`, `a2`, ...): a rerun of a failed
+case starts a new attempt, so nothing of the failed one is overwritten or reused.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,7 @@ LOGS = "logs"
 
 
 class Layout:
-    """Paths of one results folder. Methods take a case id or batch id; `pattern(...)` forms keep
-    Snakemake wildcards such as `{case}` in place."""
+    """Paths of one results folder. Arguments may be Snakemake wildcards such as "{case}"."""
 
     def __init__(self, results):
         self.results = Path(results)
@@ -18,23 +21,27 @@ class Layout:
     def case_dir(self, case: str) -> Path:
         return self.results / WORK / case
 
-    def record(self, stage: str, case: str) -> Path:
-        return self.case_dir(case) / f"{stage}.json"
+    def attempt_dir(self, case: str, attempt: str) -> Path:
+        return self.case_dir(case) / attempt
 
-    def preprocessed(self, case: str) -> Path:
-        return self.case_dir(case) / "preprocessed.npy"
+    def record(self, stage: str, case: str, attempt: str) -> Path:
+        return self.attempt_dir(case, attempt) / f"{stage}.json"
 
-    def properties(self, case: str) -> Path:
-        return self.case_dir(case) / "properties.pkl"
+    def preprocessed(self, case: str, attempt: str) -> Path:
+        return self.attempt_dir(case, attempt) / "preprocessed.npy"
 
-    def logits(self, case: str) -> Path:
-        return self.case_dir(case) / "logits.npy"
+    def properties(self, case: str, attempt: str) -> Path:
+        return self.attempt_dir(case, attempt) / "properties.pkl"
+
+    def logits(self, case: str, attempt: str) -> Path:
+        return self.attempt_dir(case, attempt) / "logits.npy"
 
     def batch_record(self, batch: str) -> Path:
         return self.results / WORK / "batches" / f"{batch}.json"
 
-    def log(self, stage: str, name: str) -> Path:
-        return self.results / LOGS / stage / f"{name}.log"
+    def log(self, stage: str, name: str, attempt: str | None = None) -> Path:
+        """Log of a stage for a case attempt (or a batch, without attempt)."""
+        return self.results / LOGS / stage / (f"{name}.{attempt}.log" if attempt else f"{name}.log")
 
     def segmentation(self, case: str, file_ending: str) -> Path:
         return self.results / f"{case}{file_ending}"
@@ -48,3 +55,6 @@ class Layout:
 
     def plan(self) -> Path:
         return self.results / WORK / "plan.json"
+
+    def run_lock(self) -> Path:
+        return self.results / WORK / "run.lock"

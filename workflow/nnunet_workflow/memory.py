@@ -11,6 +11,8 @@ import math
 MB = 1024 * 1024
 # Resident memory of a Python process that has imported nnU-Net and torch, before any image is read.
 NNUNET_BASE_MB = 700
+# A predict worker also holds torch's CPU kernels and the network (measured ~750-770 MB on the demo).
+PREDICT_BASE_MB = 1000
 VALIDATE_BASE_MB = 250
 # nnU-Net's resampling of one channel needs ~60 bytes per output voxel (float64 work arrays).
 RESAMPLE_BYTES_PER_VOXEL = 60
@@ -56,7 +58,7 @@ def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_proba
         "voxels_resampled": s1,
         "separate_z": separate_z(spacing, target),
         "preprocess_mb": NNUNET_BASE_MB + math.ceil(max(reading, preprocessing) / MB),
-        "predict_mb": NNUNET_BASE_MB + math.ceil(predicting / MB),
+        "predict_mb": PREDICT_BASE_MB + math.ceil(predicting / MB),
         "export_mb": NNUNET_BASE_MB + math.ceil(exporting / MB),
         "preprocess_timeout_s": 300 + math.ceil(2e-6 * c * s0 + 1e-5 * s1),
         "predict_timeout_s": 600 + math.ceil(2e-4 * folds * c * s1),
@@ -66,7 +68,7 @@ def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_proba
 
 def batch_memory_mb(per_case_mb) -> int:
     """A predict batch holds one case at a time beside the loaded model: its largest case decides."""
-    return max(per_case_mb, default=NNUNET_BASE_MB)
+    return max(per_case_mb, default=PREDICT_BASE_MB)
 
 
 def validate_memory_mb(input_bytes: int) -> int:

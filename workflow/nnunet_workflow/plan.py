@@ -1,10 +1,54 @@
-"""The run plan: which cases form which predict batch, decided at parse time from file sizes alone."""
+"""The run plan, made at parse time from what is on disk (read-only): which attempt each case is at,
+which cases still need work, and which of those form each predict batch.
+
+Finished cases are not in any batch and run no job. A case whose last attempt failed gets a new
+attempt, with more memory reserved for the stage that ran out of it. The main Snakemake process
+makes the plan and writes it when the run starts; job processes that re-parse the Snakefile
+(cluster jobs) read that file instead of re-deciding from files that jobs are busy writing.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+from dataclasses import asdict, dataclass, field
 
 from .cases import Case
+from .layout import Layout
+from .records import DONE, FAILED, STAGES, read_json, write_json
+
+# A retry after running out of memory reserves this much more than the failed attempt measured.
+RETRY_MEMORY_FACTOR = 1.5
+MEMORY_KINDS = ("out_of_memory", "killed")
+
+
+@dataclass
+class CaseState:
+    """Where a case stands: its current attempt, whether it is finished, and memory floors per stage."""
+
+    attempt: str
+    finished: bool = False
+    memory_floor_mb: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunPlan:
+    attempts: dict
+    pending: list
+    batches: dict
+    memory_floor_mb: dict
+
+    @property
+    def batch_of(self) -> dict:
+        return {case: batch for batch, cases in self.batches.items() for case in cases}
+
+    def save(self, path) -> None:
+        write_json(path, asdict(self))
+
+    @classmethod
+    def load(cls, path) -> "RunPlan":
+        return cls(**read_json(path))
 
 
 def input_bytes(case: Case) -> int:
@@ -12,14 +56,55 @@ def input_bytes(case: Case) -> int:
     return sum(os.path.getsize(p) for p in case.files() if os.path.exists(p))
 
 
-def plan_batches(cases: dict[str, Case], batch_size: int) -> dict[str, list[str]]:
-    """Batches of at most `batch_size` cases, largest inputs first, so similar sizes share a batch.
+def _read(path) -> dict | None:
+    try:
+        return read_json(path)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
 
-    Ids are `batch_0000`, ... The order is deterministic (size, then case id), so every re-parse of
-    the Snakefile in a job process sees the same batches.
-    """
+
+def case_state(layout: Layout, case: str, file_ending: str, provenance: str) -> CaseState:
+    """The state of one case from its latest attempt's records."""
+    numbers = [int(p.name[1:]) for p in layout.case_dir(case).glob("a*") if p.name[1:].isdigit()]
+    if not numbers:
+        return CaseState("a1")
+    number = max(numbers)
+    attempt = f"a{number}"
+    records = {s: r for s in STAGES if (r := _read(layout.record(s, case, attempt))) is not None}
+    stale = any(r.get("provenance") != provenance for r in records.values())
+    export = records.get("export")
+    if export and export["status"] == DONE and not stale and layout.segmentation(case, file_ending).exists():
+        return CaseState(attempt, finished=True)
+    unfinished = [r for r in records.values() if r["status"] != DONE]
+    if not stale and not unfinished and not export:
+        return CaseState(attempt)  # interrupted: carry on with the same attempt
+    floors = {}
+    for record in unfinished:
+        if record["status"] == FAILED and record.get("kind") in MEMORY_KINDS:
+            measured = max(record.get("peak_rss_mb") or 0, record.get("reserved_mb") or 0)
+            floors[record["stage"]] = int(measured * RETRY_MEMORY_FACTOR)
+    return CaseState(f"a{number + 1}", memory_floor_mb=floors)
+
+
+def batch_id(members: list[tuple[str, str]]) -> str:
+    """A batch id unique to its (case, attempt) members, so a new plan never reuses an old batch's record."""
+    return "batch_" + hashlib.sha256(json.dumps(members).encode()).hexdigest()[:12]
+
+
+def plan_batches(cases: dict[str, Case], attempts: dict[str, str], batch_size: int) -> dict[str, list[str]]:
+    """Batches of at most `batch_size` cases, largest inputs first, so similar sizes share a batch."""
     order = sorted(cases, key=lambda c: (-input_bytes(cases[c]), c))
-    return {
-        f"batch_{number:04d}": order[start : start + batch_size]
-        for number, start in enumerate(range(0, len(order), batch_size))
-    }
+    chunks = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    return {batch_id([(c, attempts[c]) for c in chunk]): chunk for chunk in chunks}
+
+
+def make_plan(cases: dict[str, Case], layout: Layout, file_ending: str, provenance: str, batch_size: int) -> RunPlan:
+    """The plan of a run over `cases`, decided from the records on disk."""
+    states = {case: case_state(layout, case, file_ending, provenance) for case in cases}
+    pending = [case for case, state in states.items() if not state.finished]
+    return RunPlan(
+        attempts={case: state.attempt for case, state in states.items()},
+        pending=pending,
+        batches=plan_batches({c: cases[c] for c in pending}, {c: states[c].attempt for c in pending}, batch_size),
+        memory_floor_mb={case: states[case].memory_floor_mb for case in pending if states[case].memory_floor_mb},
+    )

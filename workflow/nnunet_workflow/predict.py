@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layout import Layout
+from .job import CaseJob
 from .model import ModelInfo
-from .records import DONE, FAILED, atomic_path, is_done, skipped_record, stage_record
+from .records import atomic_path, is_done
 from .supervise import Worker
 
 
@@ -80,25 +80,25 @@ def predict_one(predictor, case: str, data_path: str, logits_path: str) -> dict:
     return {"logits_shape": list(logits.shape), "logits_dtype": str(logits.dtype)}
 
 
-def predict_batch(batch: str, preprocessed: dict[str, dict], model: ModelInfo, options: PredictOptions,
-                  layout: Layout, timeouts: dict[str, float], log_path=None) -> dict:
+def predict_batch(batch: str, jobs: dict[str, CaseJob], preprocessed: dict[str, dict], options: PredictOptions,
+                  timeouts: dict[str, float], log_path=None, reserved_mb=None) -> dict:
     """Predict every preprocessed case of a batch with one model load; returns the batch record.
 
-    `preprocessed` maps case id to its preprocess record; `timeouts` maps case id to seconds.
+    `jobs`, `preprocessed` and `timeouts` map each case id to its job, preprocess record and seconds.
     """
-    worker = Worker(predict_one, setup=lambda: load_predictor(model, options), log_path=log_path)
+    model = next(iter(jobs.values())).model
+    worker = Worker(predict_one, setup=lambda: load_predictor(model, options), log_path=log_path,
+                    reserved_mb=reserved_mb)
     records = {}
     try:
-        for case, upstream in preprocessed.items():
+        for case, job in jobs.items():
+            upstream = preprocessed[case]
             if not is_done(upstream):
-                records[case] = skipped_record("predict", case, upstream)
+                records[case] = job.skipped("predict", upstream)
                 continue
-            task = (case, str(layout.preprocessed(case)), str(layout.logits(case)))
-            outcome = worker.run(task, timeouts[case])
-            records[case] = stage_record(
-                "predict", case, DONE if outcome.ok else FAILED, kind=outcome.kind, message=outcome.message,
-                seconds=outcome.seconds, peak_rss_mb=outcome.peak_rss_mb, batch=batch, **outcome.result,
-            )
+            paths = job.layout.preprocessed(case, job.attempt), job.layout.logits(case, job.attempt)
+            outcome = worker.run((case, *map(str, paths)), timeouts[case], job.fault)
+            records[case] = job.record("predict", outcome, batch=batch)
     finally:
         worker.close()
     return {"batch": batch, "model_loads": worker.starts, "pid": os.getpid(), "cases": records}

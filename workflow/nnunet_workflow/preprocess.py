@@ -7,9 +7,9 @@ import pickle
 
 import numpy as np
 
-from .layout import Layout
+from .job import CaseJob
 from .model import ModelInfo, nnunet_plans
-from .records import DONE, FAILED, atomic_path, is_done, skipped_record, stage_record
+from .records import atomic_path, is_done
 from .supervise import run_once
 
 
@@ -26,14 +26,11 @@ def preprocess_files(_state, files: list[str], model: ModelInfo, data_path: str,
     return {"shape": list(data.shape)}
 
 
-def preprocess_case(case: str, validated: dict, model: ModelInfo, layout: Layout, log_path=None) -> dict:
+def preprocess_case(job: CaseJob, validated: dict) -> dict:
     """Preprocess a validated case supervised; returns the preprocess stage record."""
     if not is_done(validated):
-        return skipped_record("preprocess", case, validated)
-    data_path, properties_path = layout.preprocessed(case), layout.properties(case)
-    task = (validated["files"], model, str(data_path), str(properties_path))
-    outcome = run_once(preprocess_files, task, validated["estimates"]["preprocess_timeout_s"], log_path)
-    return stage_record(
-        "preprocess", case, DONE if outcome.ok else FAILED, kind=outcome.kind, message=outcome.message,
-        seconds=outcome.seconds, peak_rss_mb=outcome.peak_rss_mb, **outcome.result,
-    )
+        return job.skipped("preprocess", validated)
+    paths = job.layout.preprocessed(job.case, job.attempt), job.layout.properties(job.case, job.attempt)
+    task = (validated["files"], job.model, *map(str, paths))
+    timeout = validated["estimates"]["preprocess_timeout_s"]
+    return job.record("preprocess", run_once(preprocess_files, task, timeout, job.log_path, job.fault, job.reserved_mb))

@@ -34,6 +34,16 @@ def atomic_path(final_path, suffix=""):
             os.remove(temp)
 
 
+def remove_partial_files(folder) -> int:
+    """Delete temporary files that a killed writer left behind (never a final path); returns how many."""
+    removed = 0
+    for path in Path(folder).rglob(".*.part*"):
+        if path.is_file():
+            path.unlink()
+            removed += 1
+    return removed
+
+
 def write_json(path, content: dict) -> None:
     """Write JSON atomically."""
     with atomic_path(path) as temp:

@@ -10,35 +10,32 @@ from .layout import Layout
 from .records import DONE, FAILED, STAGES, atomic_path, read_json
 
 PENDING = "pending"
-COLUMNS = ["case", "status", "stage", "kind", "message", "output", "log", "batch"]
+COLUMNS = ["case", "status", "stage", "kind", "message", "output", "log", "batch", "attempt"]
 
 
-def _record(layout: Layout, stage: str, case: str, batch: str | None) -> dict | None:
-    """The stage record of a case, or None if the stage has not run for it yet."""
+def _record(layout: Layout, stage: str, case: str, attempt: str) -> dict | None:
+    """The stage record of a case attempt, or None if the stage has not run for it yet."""
     try:
-        if stage == "predict":
-            return read_json(layout.batch_record(batch))["cases"].get(case) if batch else None
-        return read_json(layout.record(stage, case))
+        return read_json(layout.record(stage, case, attempt))
     except (FileNotFoundError, json.JSONDecodeError):
         return None
 
 
-def case_row(case: str, batch: str | None, layout: Layout) -> dict:
-    """The summary row of one case."""
-    row = {"case": case, "status": PENDING, "stage": "", "kind": "", "message": "", "output": "", "batch": batch or ""}
-    logs = {stage: layout.log(stage, batch if stage == "predict" else case) for stage in STAGES}
-    row["log"] = str(logs["validate"])
+def case_row(case: str, attempt: str, layout: Layout) -> dict:
+    """The summary row of one case, from the records of its current attempt."""
+    row = {"case": case, "status": PENDING, "stage": "", "kind": "", "message": "", "output": "", "batch": "",
+           "attempt": attempt, "log": str(layout.log("validate", case, attempt))}
     for stage in STAGES:
-        record = _record(layout, stage, case, batch)
+        record = _record(layout, stage, case, attempt)
         row[f"{stage}_seconds"] = record.get("seconds") if record else None
         row[f"{stage}_peak_mb"] = record.get("peak_rss_mb") if record else None
+        if stage == "predict" and record:
+            row["batch"] = record.get("batch", "")
         if row["status"] != PENDING or record is None:
             continue
-        row["log"] = str(logs[stage])
-        if record["status"] == FAILED:
+        row["log"] = str(layout.log(stage, row["batch"]) if stage == "predict" else layout.log(stage, case, attempt))
+        if record["status"] != DONE:
             row.update(status=FAILED, stage=stage, kind=record.get("kind") or "error", message=record.get("message", ""))
-        elif record["status"] != DONE:
-            row.update(status=record["status"], stage=stage, kind=record.get("kind") or "", message=record.get("message", ""))
         else:
             row["stage"] = stage
             if stage == STAGES[-1]:
@@ -46,11 +43,9 @@ def case_row(case: str, batch: str | None, layout: Layout) -> dict:
     return row
 
 
-def write_summary(batches: dict[str, list[str]], layout: Layout) -> pd.DataFrame:
+def write_summary(attempts: dict[str, str], layout: Layout) -> pd.DataFrame:
     """Write `summary.tsv` (atomically) for every case of the run, in case order; returns the table."""
-    batch_of = {case: batch for batch, cases in batches.items() for case in cases}
-    rows = [case_row(case, batch_of[case], layout) for case in sorted(batch_of)]
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame([case_row(case, attempts[case], layout) for case in sorted(attempts)])
     table = table[COLUMNS + [c for c in table.columns if c not in COLUMNS]]
     with atomic_path(layout.summary(), suffix=".tsv") as temp:
         table.to_csv(temp, sep="\t", index=False)

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from .records import DONE, FAILED
 
 POLL_SECONDS = 0.1
+# A worker SIGKILLed at or above this share of its reserved memory is reported as out of memory.
+OOM_SHARE = 0.9
+FAULTS = ("kill", "oom", "raise")
 
 
 class CaseError(Exception):
@@ -79,7 +82,31 @@ def _describe(error: BaseException) -> str:
     """One line for the summary: the sentence of a data error, else the exception type and text."""
     if isinstance(error, CaseError):
         return str(error)
+    if isinstance(error, MemoryError):
+        return f"ran out of memory (MemoryError{': ' + str(error) if str(error) else ''})"
     return f"{type(error).__name__}: {error}".splitlines()[0]
+
+
+def inject_fault(fault: str) -> None:
+    """Test-only faults: SIGKILL this worker, exhaust its memory (MemoryError), or raise an error."""
+    print(f"injecting fault {fault!r}", flush=True)
+    if fault == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if fault == "oom":
+        import resource
+
+        with open("/proc/self/statm") as statm:
+            address_space = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        limits = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (address_space + 512 * 1024 * 1024, limits[1]))
+        hog = []
+        try:
+            while True:
+                hog.append(b"\1" * (64 * 1024 * 1024))
+        finally:
+            hog.clear()
+            resource.setrlimit(resource.RLIMIT_AS, limits)
+    raise RuntimeError("injected fault")
 
 
 def _child_main(connection, setup, handle, log_path):
@@ -99,11 +126,14 @@ def _child_main(connection, setup, handle, log_path):
         connection.send(("setup_failed", (_classify(error), _describe(error))))
         return
     while True:
-        task = connection.recv()
-        if task is None:
+        message = connection.recv()
+        if message is None:
             return
+        fault, task = message
         _reset_peak_rss()
         try:
+            if fault:
+                inject_fault(fault)
             result = handle(state, *task)
             reply = ("done", result or {})
         except BaseException as error:  # noqa: BLE001
@@ -121,9 +151,10 @@ class Worker:
     `timeout`, and the next task starts a fresh child (running `setup` again).
     """
 
-    def __init__(self, handle, setup=None, log_path=None, setup_timeout_s=600):
+    def __init__(self, handle, setup=None, log_path=None, setup_timeout_s=600, reserved_mb=None):
         self.handle, self.setup, self.log_path = handle, setup, log_path
         self.setup_timeout_s = setup_timeout_s
+        self.reserved_mb = reserved_mb
         self.process = None
         self.connection = None
         self.starts = 0
@@ -146,9 +177,8 @@ class Worker:
             return Outcome(FAILED, kind=payload[0], message=f"worker setup failed: {payload[1]}")
         return None
 
-    def _wait(self, started: float, timeout_s: float):
+    def _wait(self, started: float, timeout_s: float, peak: float | None = None):
         """The child's next message, or an Outcome if it died or ran out of time first."""
-        peak = None
         while True:
             if self.connection.poll(POLL_SECONDS):
                 try:
@@ -171,17 +201,21 @@ class Worker:
         reason = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit status {code}"
         kind = "killed" if code == -signal.SIGKILL else "error"
         message = f"worker process died ({reason})"
+        if kind == "killed" and self.reserved_mb and peak and peak >= OOM_SHARE * self.reserved_mb:
+            kind = "out_of_memory"
+            message += f" at {peak:.0f} MB of {self.reserved_mb} MB reserved"
         return Outcome(FAILED, kind=kind, message=message, seconds=elapsed, peak_rss_mb=peak)
 
-    def run(self, task: tuple, timeout_s: float) -> Outcome:
-        """Run one task in the child, starting one if needed."""
+    def run(self, task: tuple, timeout_s: float, fault: str | None = None) -> Outcome:
+        """Run one task in the child, starting one if needed; `fault` is injected first (tests only)."""
         if self.process is None:
             failed_start = self._start()
             if failed_start is not None:
                 return failed_start
         started = time.monotonic()
-        self.connection.send(task)
-        reply = self._wait(started, timeout_s)
+        resident = peak_rss_mb(self.process.pid)  # a worker killed at once still reports what it held
+        self.connection.send((fault, task))
+        reply = self._wait(started, timeout_s, resident)
         seconds = time.monotonic() - started
         if isinstance(reply, Outcome):
             self.close()
@@ -207,10 +241,10 @@ class Worker:
         self.process = None
 
 
-def run_once(handle, task: tuple, timeout_s: float, log_path=None) -> Outcome:
+def run_once(handle, task: tuple, timeout_s: float, log_path=None, fault=None, reserved_mb=None) -> Outcome:
     """Run a single task in a fresh supervised child."""
-    worker = Worker(handle, log_path=log_path)
+    worker = Worker(handle, log_path=log_path, reserved_mb=reserved_mb)
     try:
-        return worker.run(task, timeout_s)
+        return worker.run(task, timeout_s, fault)
     finally:
         worker.close()

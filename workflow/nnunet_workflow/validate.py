@@ -13,8 +13,8 @@ import numpy as np
 
 from . import memory
 from .cases import Case
+from .job import CaseJob
 from .model import ModelInfo
-from .records import DONE, FAILED, stage_record
 from .supervise import CaseError, run_once
 
 # Channels of one case must agree: spacing as nnU-Net's reader demands (numpy.allclose defaults),
@@ -147,11 +147,8 @@ def inspect_case(_state, case: Case, model: ModelInfo, save_probabilities: bool)
     return {"geometry": geometry, "estimates": estimates}
 
 
-def validate_case(case: Case, model: ModelInfo, save_probabilities=False, log_path=None) -> dict:
+def validate_case(case: Case, job: CaseJob, save_probabilities=False) -> dict:
     """Run the checks supervised and return the validate stage record."""
-    outcome = run_once(inspect_case, (case, model, save_probabilities), VALIDATE_TIMEOUT_S, log_path)
-    status = DONE if outcome.ok else FAILED
-    return stage_record(
-        "validate", case.id, status, kind=outcome.kind, message=outcome.message,
-        seconds=outcome.seconds, peak_rss_mb=outcome.peak_rss_mb, files=case.files(), **outcome.result,
-    )
+    task = (case, job.model, save_probabilities)
+    outcome = run_once(inspect_case, task, VALIDATE_TIMEOUT_S, job.log_path, job.fault, job.reserved_mb)
+    return job.record("validate", outcome, files=case.files())

@@ -1,4 +1,4 @@
-# Config, model, cases and batches: read once at parse time (read-only), used by every rule.
+# Config, model, cases and the run plan: decided once at parse time (read-only), used by every rule.
 import sys
 
 import yaml
@@ -9,12 +9,13 @@ min_version("9.0")
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
+from nnunet_workflow import memory, run_lock
 from nnunet_workflow.cases import discover_cases
 from nnunet_workflow.layout import Layout
 from nnunet_workflow.model import load_model
-from nnunet_workflow.plan import input_bytes, plan_batches
-from nnunet_workflow import memory
-from nnunet_workflow.records import read_json
+from nnunet_workflow.plan import RunPlan, input_bytes, make_plan
+from nnunet_workflow.provenance import provenance_key
+from nnunet_workflow.records import read_json, remove_partial_files
 from nnunet_workflow.settings import coerce_config
 from nnunet_workflow.summary import print_brief
 
@@ -26,14 +27,41 @@ MODEL = load_model(
     config["model"], config["folds"], config["checkpoint"], config["configuration"]
 )
 CASES = discover_cases(config["input"], MODEL.channel_names)
-BATCHES = plan_batches(CASES, config["batch_size"])
-BATCH_OF = {case: batch for batch, cases in BATCHES.items() for case in cases}
 LAYOUT = Layout(config["results"])
+# The main process decides the plan from the records on disk; job processes that re-parse this
+# file (cluster jobs) read the plan it saved at start instead, so batches cannot change under them.
+if workflow.is_main_process:
+    PLAN = make_plan(
+        CASES,
+        LAYOUT,
+        MODEL.file_ending,
+        provenance_key(MODEL, config),
+        config["batch_size"],
+    )
+else:
+    PLAN = RunPlan.load(LAYOUT.plan())
+BATCH_OF = PLAN.batch_of
+
+
+onstart:
+    run_lock.acquire(LAYOUT.run_lock())
+    remove_partial_files(LAYOUT.results)
+    PLAN.save(LAYOUT.plan())
+
+
+onsuccess:
+    run_lock.release(LAYOUT.run_lock())
+    print_brief(LAYOUT.summary())
+
+
+onerror:
+    run_lock.release(LAYOUT.run_lock())
 
 
 wildcard_constraints:
     case="[^/]+",
-    batch="batch_[0-9]+",
+    attempt="a[0-9]+",
+    batch="batch_[0-9a-f]+",
 
 
 def case_channels(wildcards):
@@ -41,29 +69,53 @@ def case_channels(wildcards):
     return CASES[wildcards.case].channels
 
 
-def estimate(stage, key):
-    """A resource function reading a case's estimate from its validate record (known once it ran)."""
+def reserved_mb(stage, case, estimated):
+    """Memory to reserve: the estimate, or more where an earlier attempt ran out of memory."""
+    return max(estimated, PLAN.memory_floor_mb.get(case, {}).get(stage, 0))
+
+
+def estimate_mb(stage):
+    """A mem_mb function reading the case's estimate from its validate record (known once it ran)."""
 
     def from_record(wildcards, input):
-        record = read_json(input.validated)
-        return record.get("estimates", {}).get(f"{stage}_{key}", memory.NNUNET_BASE_MB)
+        estimates = read_json(input.validated).get("estimates", {})
+        estimated = estimates.get(f"{stage}_mb", memory.NNUNET_BASE_MB)
+        return reserved_mb(stage, wildcards.case, estimated)
 
     return from_record
+
+
+def validate_mb(wildcards):
+    estimated = memory.validate_memory_mb(input_bytes(CASES[wildcards.case]))
+    return reserved_mb("validate", wildcards.case, estimated)
+
+
+def batch_attempts(wildcards):
+    """{case: attempt} of the cases of a predict batch."""
+    return {case: PLAN.attempts[case] for case in PLAN.batches[wildcards.batch]}
 
 
 def batch_records(stage):
     """Input function: the `stage` records of every case of a batch."""
 
     def records(wildcards):
-        return [str(LAYOUT.record(stage, case)) for case in BATCHES[wildcards.batch]]
+        return [
+            str(LAYOUT.record(stage, case, attempt))
+            for case, attempt in batch_attempts(wildcards).items()
+        ]
 
     return records
 
 
-def batch_memory_mb(wildcards, input):
+def batch_mb(wildcards, input):
+    """One case at a time beside the loaded model: the largest reservation of the batch."""
     return memory.batch_memory_mb(
-        read_json(path).get("estimates", {}).get("predict_mb", memory.NNUNET_BASE_MB)
-        for path in input.validated
+        reserved_mb(
+            "predict",
+            record["case"],
+            record.get("estimates", {}).get("predict_mb", memory.PREDICT_BASE_MB),
+        )
+        for record in map(read_json, input.validated)
     )
 
 
@@ -71,8 +123,11 @@ def case_batch_record(wildcards):
     return str(LAYOUT.batch_record(BATCH_OF[wildcards.case]))
 
 
-def validate_memory_mb(wildcards):
-    return memory.validate_memory_mb(input_bytes(CASES[wildcards.case]))
+def pending_exports():
+    """Export records of the cases this run works on; finished cases are no target at all."""
+    return [
+        str(LAYOUT.record("export", case, PLAN.attempts[case])) for case in PLAN.pending
+    ]
 
 
 def predict_gpus():

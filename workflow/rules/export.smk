@@ -4,12 +4,12 @@ rule export:
         batch=case_batch_record,
         validated=rules.validate.output.record,
     output:
-        record=str(LAYOUT.record("export", "{case}")),
+        record=str(LAYOUT.record("export", "{case}", "{attempt}")),
     log:
-        str(LAYOUT.log("export", "{case}")),
+        str(LAYOUT.log("export", "{case}", "{attempt}")),
     conda:
         "../../envs/nnunet.yaml"
     resources:
-        mem_mb=estimate("export", "mb"),
+        mem_mb=estimate_mb("export"),
     script:
         "../scripts/export.py"

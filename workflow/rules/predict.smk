@@ -11,7 +11,9 @@ rule predict:
         "../../envs/nnunet.yaml"
     threads: config["predict_threads"]
     resources:
-        mem_mb=batch_memory_mb,
+        mem_mb=batch_mb,
         gpu=predict_gpus(),
+    params:
+        attempts=batch_attempts,
     script:
         "../scripts/predict.py"

@@ -3,12 +3,12 @@ rule preprocess:
     input:
         validated=rules.validate.output.record,
     output:
-        record=str(LAYOUT.record("preprocess", "{case}")),
+        record=str(LAYOUT.record("preprocess", "{case}", "{attempt}")),
     log:
-        str(LAYOUT.log("preprocess", "{case}")),
+        str(LAYOUT.log("preprocess", "{case}", "{attempt}")),
     conda:
         "../../envs/nnunet.yaml"
     resources:
-        mem_mb=estimate("preprocess", "mb"),
+        mem_mb=estimate_mb("preprocess"),
     script:
         "../scripts/preprocess.py"

@@ -1,7 +1,7 @@
 # One row per case: status, failing stage, reason, seconds and peak memory per stage, logs.
 rule summary:
     input:
-        exported=expand(str(LAYOUT.record("export", "{case}")), case=sorted(CASES)),
+        exported=pending_exports(),
     output:
         summary=str(LAYOUT.summary()),
     log:
@@ -9,10 +9,6 @@ rule summary:
     conda:
         "../../envs/nnunet.yaml"
     params:
-        batches=BATCHES,
+        attempts=PLAN.attempts,
     script:
         "../scripts/summary.py"
-
-
-onsuccess:
-    print_brief(LAYOUT.summary())

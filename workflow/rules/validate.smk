@@ -3,13 +3,13 @@ rule validate:
     input:
         channels=lambda wildcards: CASES[wildcards.case].files(),
     output:
-        record=str(LAYOUT.record("validate", "{case}")),
+        record=str(LAYOUT.record("validate", "{case}", "{attempt}")),
     log:
-        str(LAYOUT.log("validate", "{case}")),
+        str(LAYOUT.log("validate", "{case}", "{attempt}")),
     conda:
         "../../envs/nnunet.yaml"
     resources:
-        mem_mb=validate_memory_mb,
+        mem_mb=validate_mb,
     params:
         channels=case_channels,
     script:

@@ -1,0 +1,112 @@
+"""Failures are data: a bad case and a killed batch mate do not stop the others; a rerun redoes only
+them; a SIGKILL of the whole run is recovered by running the same command again."""
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pandas as pd
+import pytest
+
+from e2e import BIN, REPO, assert_same_image, run_workflow
+
+pytestmark = pytest.mark.slow
+
+
+def read_summary(results):
+    return {row["case"]: row for row in pd.read_csv(results / "summary.tsv", sep="\t",
+                                                    keep_default_na=False).to_dict("records")}
+
+
+def snapshot(paths):
+    """Bytes and mtime of files: what a rerun must not touch."""
+    return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in paths}
+
+
+@pytest.fixture(scope="module")
+def four_and_a_bad_one(demo, tmp_path_factory):
+    """Input: the four smallest demo cases (one predict batch) and a case missing its second channel."""
+    source = tmp_path_factory.mktemp("input")
+    sizes = {case: sum(os.path.getsize(f) for f in files) for case, files in demo["case_files"].items()}
+    cases = sorted(sizes, key=sizes.get)[:4]
+    for case in cases:
+        for path in demo["case_files"][case]:
+            shutil.copy(path, source)
+    shutil.copy(demo["case_files"][cases[0]][0], source / "bad_0000.nii.gz")
+    batch_order = sorted(cases, key=lambda c: (-sizes[c], c))
+    return source, cases, batch_order[1]
+
+
+@pytest.fixture(scope="module")
+def failed_run(demo, four_and_a_bad_one, tmp_path_factory):
+    source, cases, victim = four_and_a_bad_one
+    results = tmp_path_factory.mktemp("failing") / "results"
+    run_workflow(demo["model"], source, results, batch_size=4, faults=f'{{"{victim}": "predict:kill"}}')
+    return results
+
+
+def test_invalid_case_and_killed_batch_mate_do_not_stop_the_others(demo, reference, four_and_a_bad_one, failed_run):
+    _, cases, victim = four_and_a_bad_one
+    rows = read_summary(failed_run)
+    assert sorted(rows) == sorted(cases + ["bad"])
+    bad = rows["bad"]
+    assert (bad["status"], bad["stage"], bad["kind"]) == ("failed", "validate", "invalid_input")
+    assert bad["message"] == "model expects 2 channels (T1, T2); found 1 file: bad_0000.nii.gz (missing channel 0001)"
+    assert "Traceback" not in bad["message"] and "Traceback" in open(bad["log"]).read()
+    killed = rows[victim]
+    assert (killed["status"], killed["stage"], killed["kind"]) == ("failed", "predict", "killed")
+    assert "SIGKILL" in killed["message"] and float(killed["predict_peak_mb"]) > 0
+    for case in cases:
+        if case != victim:
+            assert rows[case]["status"] == "done"
+            assert_same_image(failed_run / f"{case}.nii.gz", reference / f"{case}.nii.gz")
+    assert not (failed_run / f"{victim}.nii.gz").exists() and not (failed_run / "bad.nii.gz").exists()
+    batch = pd.read_json(failed_run / "work" / "batches" / f"{killed['batch']}.json", typ="series")
+    assert len(batch["cases"]) == 4 and batch["model_loads"] == 2  # the worker was restarted once
+
+
+def test_rerun_recomputes_only_the_failed_cases(demo, reference, four_and_a_bad_one, failed_run):
+    source, cases, victim = four_and_a_bad_one
+    finished = [c for c in cases if c != victim]
+    untouched = [failed_run / f"{c}.nii.gz" for c in finished]
+    untouched += [p for c in finished for p in (failed_run / "work" / c).rglob("*") if p.is_file()]
+    before = snapshot(untouched)
+    run_workflow(demo["model"], source, failed_run, batch_size=4)
+    assert snapshot(untouched) == before
+    assert all(sorted(p.name for p in (failed_run / "work" / c).iterdir()) == ["a1"] for c in finished)
+    rows = read_summary(failed_run)
+    assert (rows[victim]["status"], rows[victim]["attempt"]) == ("done", "a2")
+    assert_same_image(failed_run / f"{victim}.nii.gz", reference / f"{victim}.nii.gz")
+    assert (rows["bad"]["status"], rows["bad"]["stage"], rows["bad"]["attempt"]) == ("failed", "validate", "a2")
+    first = pd.read_json(failed_run / "work" / victim / "a1" / "predict.json", typ="series")
+    retry = pd.read_json(failed_run / "work" / victim / "a2" / "predict.json", typ="series")
+    assert retry["reserved_mb"] >= 1.5 * max(first["reserved_mb"], first["peak_rss_mb"]) - 1
+    done_victim = snapshot([failed_run / f"{victim}.nii.gz"])
+    run_workflow(demo["model"], source, failed_run, batch_size=4)  # only the still-invalid case runs again
+    assert snapshot(untouched) == before and snapshot([failed_run / f"{victim}.nii.gz"]) == done_victim
+    assert read_summary(failed_run)["bad"]["attempt"] == "a3"
+
+
+def test_sigkill_of_the_whole_run_then_the_same_command_finishes(demo, reference, tmp_path):
+    results = tmp_path / "results"
+    command = [str(BIN / "snakemake"), "--cores", "2", "--config", f"model={demo['model']}",
+               f"input={demo['input']}", f"results={results}"]
+    run = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not list(results.glob("*.nii.gz")) and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.2)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    finished_before = sorted(p.name for p in results.glob("*.nii.gz"))
+    assert len(finished_before) < len(demo["cases"]), "the run was not interrupted"
+    subprocess.run(["pkill", "-9", "-f", str(results)], check=False)  # workers orphaned by the kill
+    run_workflow(demo["model"], demo["input"], results)
+    for case in demo["cases"]:
+        assert_same_image(results / f"{case}.nii.gz", reference / f"{case}.nii.gz")
+    assert sorted(p.name for p in results.iterdir()) == sorted(
+        [f"{c}.nii.gz" for c in demo["cases"]] + ["logs", "summary.tsv", "work"])
+    assert not list(results.rglob(".*.part*"))
+    assert {row["status"] for row in read_summary(results).values()} == {"done"}
