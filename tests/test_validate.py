@@ -1,6 +1,11 @@
 """Stage validate: each header-level check, with the message it gives, and the record of a good case."""
 
+import dataclasses
+import gzip
+
+import numpy as np
 import pytest
+import SimpleITK as sitk
 
 from nnunet_workflow.cases import Case
 from nnunet_workflow.job import CaseJob
@@ -10,8 +15,8 @@ from nnunet_workflow.validate import validate_case
 from conftest import write_image
 
 
-def validate(case, model):
-    return validate_case(case, CaseJob(case.id, "a1", model, Layout(model.folder.parent)))
+def validate(case, model, max_job_mb=None):
+    return validate_case(case, CaseJob(case.id, "a1", model, Layout(model.folder.parent)), max_job_mb=max_job_mb)
 
 
 def case_of(tmp_path, name, files):
@@ -83,3 +88,79 @@ def test_spacing_mismatch_between_channels(tmp_path, two_channel_model):
 def test_origin_mismatch_between_channels(tmp_path, two_channel_model):
     record = validate(two_channels(tmp_path, origin=(0.0, 0.0, 2.0)), two_channel_model)
     assert "differ in origin" in record["message"]
+
+
+def test_one_channel_model_given_a_second_channel(tmp_path, two_channel_model):
+    model = dataclasses.replace(two_channel_model, channel_names=("CT",))
+    record = validate(two_channels(tmp_path), model)
+    assert record["message"] == (
+        "model expects 1 channel (CT); found 2 files: c1_0000.nii.gz, c1_0001.nii.gz (unexpected channel 0001)"
+    )
+
+
+def test_gap_in_channel_indices(tmp_path, two_channel_model):
+    case = case_of(tmp_path, "c1", {0: write_image(tmp_path / "c1_0000.nii.gz"),
+                                    2: write_image(tmp_path / "c1_0002.nii.gz")})
+    record = validate(case, two_channel_model)
+    assert "(missing channel 0001; unexpected channel 0002)" in record["message"]
+
+
+def test_4d_image_is_refused(tmp_path, two_channel_model):
+    path = tmp_path / "c1_0001.nii.gz"
+    sitk.WriteImage(sitk.Image([6, 5, 4, 3], sitk.sitkInt16), str(path))
+    case = case_of(tmp_path, "c1", {0: write_image(tmp_path / "c1_0000.nii.gz"), 1: str(path)})
+    record = validate(case, two_channel_model)
+    assert "c1_0001.nii.gz: is a 4D image" in record["message"]
+
+
+def test_file_cut_short_is_refused(tmp_path, two_channel_model):
+    case = two_channels(tmp_path)
+    path = tmp_path / "c1_0001.nii.gz"
+    path.write_bytes(path.read_bytes()[:-40])
+    record = validate(case, two_channel_model)
+    assert record["message"].startswith(f"{path}: truncated or corrupt compressed data")
+
+
+def test_voxel_data_shorter_than_the_header_promises_is_refused(tmp_path, two_channel_model):
+    case = two_channels(tmp_path)
+    path = tmp_path / "c1_0001.nii.gz"
+    content = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(content[: len(content) // 2]))
+    record = validate(case, two_channel_model)
+    assert record["kind"] == "invalid_input"
+    assert record["message"] == f"{path}: holds 5,936 bytes in all but its header promises 11,520 bytes of voxels"
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_nan_or_inf_voxels_are_refused(tmp_path, two_channel_model, value):
+    """In NRRD (SimpleITK's NIfTI reader already turns NaN and Inf into 0)."""
+    model = dataclasses.replace(two_channel_model, file_ending=".nrrd")
+    first = write_image(tmp_path / "c1_0000.nrrd")
+    array = np.zeros((16, 18, 20), dtype=np.float32)
+    array[3, 4, 5] = value
+    second = str(tmp_path / "c1_0001.nrrd")
+    sitk.WriteImage(sitk.GetImageFromArray(array), second)
+    record = validate(case_of(tmp_path, "c1", {0: first, 1: second}), model)
+    assert record["message"] == f"{second}: 1 voxels are NaN or infinite"
+
+
+def test_case_too_large_for_the_largest_job_is_refused_with_its_need(tmp_path, two_channel_model):
+    record = validate(two_channels(tmp_path), two_channel_model, max_job_mb=100)
+    assert record["kind"] == "out_of_memory"
+    assert record["message"].startswith("needs an estimated ") and "more than the largest job allowed (0.1 GB" in record["message"]
+
+
+def test_constant_image_and_far_spacing_are_warnings_not_failures(tmp_path, two_channel_model):
+    first = tmp_path / "c1_0000.nii.gz"
+    image = sitk.Image([20, 18, 16], sitk.sitkInt16)
+    image.SetSpacing((1.0, 1.0, 4.0))
+    sitk.WriteImage(image, str(first))
+    case = case_of(tmp_path, "c1", {0: str(first),
+                                    1: write_image(tmp_path / "c1_0001.nii.gz", spacing=(1.0, 1.0, 4.0))})
+    record = validate(case, two_channel_model)
+    assert record["status"] == "done"
+    assert record["warnings"] == [
+        "spacing [4.0, 1.0, 1.0] is far from the model's [1.0, 1.0, 1.0] (nnU-Net resamples it; check that this "
+        "model suits these images)",
+        "c1_0000.nii.gz: every voxel has the value 0",
+    ]

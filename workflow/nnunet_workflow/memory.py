@@ -7,6 +7,7 @@ model's target spacing, C channels, K output channels (classes or regions).
 from __future__ import annotations
 
 import math
+import os
 
 MB = 1024 * 1024
 # Resident memory of a Python process that has imported nnU-Net and torch, before any image is read.
@@ -71,6 +72,41 @@ def batch_memory_mb(per_case_mb) -> int:
     return max(per_case_mb, default=PREDICT_BASE_MB)
 
 
-def validate_memory_mb(input_bytes: int) -> int:
-    """Validation reads headers only: a small base plus the size of the files as a margin."""
-    return VALIDATE_BASE_MB + math.ceil(input_bytes / MB)
+def uncompressed_bytes(path) -> int:
+    """Size of an image file's content: for gzip files the size stored in their trailer, else the file size."""
+    size = os.path.getsize(path)
+    if not str(path).endswith(".gz") or size < 18:
+        return size
+    with open(path, "rb") as handle:
+        handle.seek(-4, os.SEEK_END)
+        stored = int.from_bytes(handle.read(4), "little")  # ISIZE: the size modulo 2**32
+    while stored < size:
+        stored += 2**32
+    return stored
+
+
+def validate_memory_mb(channel_files) -> int:
+    """Validation reads one channel's voxels at a time: a base plus twice the largest channel's content."""
+    largest = max((uncompressed_bytes(p) for p in channel_files if os.path.exists(p)), default=0)
+    return VALIDATE_BASE_MB + math.ceil(2 * largest / MB)
+
+
+def validate_timeout_s(channel_files) -> int:
+    """Validation reads every voxel once: generous time per byte, at least two minutes."""
+    return 120 + math.ceil(sum(uncompressed_bytes(p) for p in channel_files if os.path.exists(p)) / (5 * MB))
+
+
+def available_memory_mb() -> int:
+    """Memory this process may use: the host's total, or a smaller cgroup (container, SLURM) limit."""
+    limits = []
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                limits.append(int(line.split()[1]) * 1024)
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as limit:
+                limits.append(int(limit.read().strip()))
+        except (OSError, ValueError):  # absent, or "max" (no limit)
+            pass
+    return min(limits) // MB

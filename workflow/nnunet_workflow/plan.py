@@ -38,6 +38,7 @@ class RunPlan:
     pending: list
     batches: dict
     memory_floor_mb: dict
+    max_job_mem_mb: int | None = None
 
     @property
     def batch_of(self) -> dict:
@@ -98,7 +99,8 @@ def plan_batches(cases: dict[str, Case], attempts: dict[str, str], batch_size: i
     return {batch_id([(c, attempts[c]) for c in chunk]): chunk for chunk in chunks}
 
 
-def make_plan(cases: dict[str, Case], layout: Layout, file_ending: str, provenance: str, batch_size: int) -> RunPlan:
+def make_plan(cases: dict[str, Case], layout: Layout, file_ending: str, provenance: str, batch_size: int,
+              max_job_mem_mb: int | None = None) -> RunPlan:
     """The plan of a run over `cases`, decided from the records on disk."""
     states = {case: case_state(layout, case, file_ending, provenance) for case in cases}
     pending = [case for case, state in states.items() if not state.finished]
@@ -107,4 +109,5 @@ def make_plan(cases: dict[str, Case], layout: Layout, file_ending: str, provenan
         pending=pending,
         batches=plan_batches({c: cases[c] for c in pending}, {c: states[c].attempt for c in pending}, batch_size),
         memory_floor_mb={case: states[case].memory_floor_mb for case in pending if states[case].memory_floor_mb},
+        max_job_mem_mb=max_job_mem_mb,
     )

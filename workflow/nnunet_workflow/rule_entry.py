@@ -56,7 +56,7 @@ def _finish(smk, record: dict) -> None:
 def run_validate(smk) -> None:
     job = _case_job(smk, "validate")
     case = Case(job.case, {int(k): v for k, v in smk.params.channels.items()})
-    _finish(smk, validate_case(case, job, smk.config["save_probabilities"]))
+    _finish(smk, validate_case(case, job, smk.config["save_probabilities"], smk.params.max_job_mb))
 
 
 def run_preprocess(smk) -> None:

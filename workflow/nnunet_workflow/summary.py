@@ -10,7 +10,7 @@ from .layout import Layout
 from .records import DONE, FAILED, STAGES, atomic_path, read_json
 
 PENDING = "pending"
-COLUMNS = ["case", "status", "stage", "kind", "message", "output", "log", "batch", "attempt"]
+COLUMNS = ["case", "status", "stage", "kind", "message", "output", "log", "batch", "attempt", "warnings"]
 
 
 def _record(layout: Layout, stage: str, case: str, attempt: str) -> dict | None:
@@ -31,6 +31,8 @@ def case_row(case: str, attempt: str, layout: Layout) -> dict:
         row[f"{stage}_peak_mb"] = record.get("peak_rss_mb") if record else None
         if stage == "predict" and record:
             row["batch"] = record.get("batch", "")
+        if stage == "validate":
+            row["warnings"] = "; ".join(record.get("warnings", [])) if record else ""
         if row["status"] != PENDING or record is None:
             continue
         row["log"] = str(layout.log(stage, row["batch"]) if stage == "predict" else layout.log(stage, case, attempt))

@@ -6,7 +6,9 @@ writes the case's geometry and memory estimates for the later stages.
 
 from __future__ import annotations
 
+import gzip
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,8 @@ from .supervise import CaseError, run_once
 SPACING_RTOL = 1e-5
 ORIGIN_TOLERANCE_MM = 1e-3
 DIRECTION_TOLERANCE = 1e-4
-VALIDATE_TIMEOUT_S = 300
+# A case spacing more than this factor away from the model's target spacing, on any axis, is warned about.
+SPACING_WARNING_FACTOR = 3.0
 
 
 def _describe_files(paths) -> str:
@@ -133,8 +136,70 @@ def nnunet_geometry(header: dict, model: ModelInfo) -> tuple[list[int], list[flo
     return [shape[i] for i in order], [spacing[i] for i in order]
 
 
-def inspect_case(_state, case: Case, model: ModelInfo, save_probabilities: bool) -> dict:
-    """All checks of one case; returns its geometry and stage estimates, or raises CaseError."""
+def check_memory(estimates: dict, max_job_mb: int | None) -> None:
+    """Refuse, from the header alone, a case whose estimated peak in some stage exceeds the largest job allowed."""
+    if not max_job_mb:
+        return
+    for stage in ("preprocess", "predict", "export"):
+        needed = estimates[f"{stage}_mb"]
+        if needed > max_job_mb:
+            raise CaseError(
+                f"needs an estimated {needed / 1024:.1f} GB in {stage} ({estimates['voxels']:,} voxels), more than "
+                f"the largest job allowed ({max_job_mb / 1024:.1f} GB, max_job_mem_mb)",
+                kind="out_of_memory",
+            )
+
+
+def check_complete(header: dict) -> None:
+    """The file holds as many bytes of voxel data as its header promises (SimpleITK zero-fills the rest)."""
+    path = header["file"]
+    promised = int(np.prod(header["size"])) * header["bytes_per_voxel"] * header["components"]
+    if path.endswith(".gz"):
+        held = 0
+        try:
+            with gzip.open(path, "rb") as stream:
+                while block := stream.read(1 << 24):
+                    held += len(block)
+        except (EOFError, OSError, zlib.error) as error:
+            raise CaseError(f"{path}: truncated or corrupt compressed data ({error})") from None
+    elif path.endswith(".nii"):
+        held = os.path.getsize(path)
+    else:
+        return
+    if held < promised:
+        raise CaseError(f"{path}: holds {held:,} bytes in all but its header promises {promised:,} bytes of voxels")
+
+
+def check_voxels(path: str) -> list[str]:
+    """Read every voxel once: refuse truncated data and NaN or Inf values; warn about a constant image."""
+    import SimpleITK as sitk
+
+    try:
+        image = sitk.ReadImage(path)
+    except RuntimeError as error:
+        lines = str(error).strip().splitlines()
+        raise CaseError(f"{path}: voxel data cannot be read ({lines[-1] if lines else 'unknown reason'})") from None
+    array = sitk.GetArrayViewFromImage(image)  # a view: `image` must stay alive while it is used
+    if array.dtype.kind == "f":
+        bad = array.size - int(np.count_nonzero(np.isfinite(array)))
+        if bad:
+            raise CaseError(f"{path}: {bad:,} voxels are NaN or infinite")
+    low, high = array.min(), array.max()
+    return [f"{Path(path).name}: every voxel has the value {low}"] if low == high else []
+
+
+def spacing_warnings(spacing, model: ModelInfo) -> list[str]:
+    target = list(model.target_spacing)
+    spacing = list(spacing)[-len(target):]
+    far = [s / t for s, t in zip(spacing, target) if s / t > SPACING_WARNING_FACTOR or t / s > SPACING_WARNING_FACTOR]
+    if not far:
+        return []
+    return [f"spacing {[round(s, 3) for s in spacing]} is far from the model's {[round(t, 3) for t in target]} "
+            "(nnU-Net resamples it; check that this model suits these images)"]
+
+
+def inspect_case(_state, case: Case, model: ModelInfo, save_probabilities: bool, max_job_mb: int | None) -> dict:
+    """All checks of one case; returns its geometry, stage estimates and warnings, or raises CaseError."""
     check_channels(case, model)
     headers = [read_header(path) for path in case.files()]
     for header in headers:
@@ -143,12 +208,18 @@ def inspect_case(_state, case: Case, model: ModelInfo, save_probabilities: bool)
     shape, spacing = nnunet_geometry(headers[0], model)
     bytes_per_voxel = max(h["bytes_per_voxel"] for h in headers)
     estimates = memory.stage_estimates(shape, spacing, len(headers), bytes_per_voxel, model, save_probabilities)
+    check_memory(estimates, max_job_mb)
+    warnings = spacing_warnings(spacing, model)
+    for header in headers:
+        check_complete(header)
+        warnings += check_voxels(header["file"])
     geometry = {k: headers[0][k] for k in ("size", "spacing", "origin", "direction", "pixel_type")}
-    return {"geometry": geometry, "estimates": estimates}
+    return {"geometry": geometry, "estimates": estimates, "warnings": warnings}
 
 
-def validate_case(case: Case, job: CaseJob, save_probabilities=False) -> dict:
+def validate_case(case: Case, job: CaseJob, save_probabilities=False, max_job_mb=None) -> dict:
     """Run the checks supervised and return the validate stage record."""
-    task = (case, job.model, save_probabilities)
-    outcome = run_once(inspect_case, task, VALIDATE_TIMEOUT_S, job.log_path, job.fault, job.reserved_mb)
+    task = (case, job.model, save_probabilities, max_job_mb)
+    timeout = memory.validate_timeout_s(case.files())
+    outcome = run_once(inspect_case, task, timeout, job.log_path, job.fault, job.reserved_mb)
     return job.record("validate", outcome, files=case.files())

@@ -13,7 +13,7 @@ from nnunet_workflow import memory, run_lock
 from nnunet_workflow.cases import discover_cases
 from nnunet_workflow.layout import Layout
 from nnunet_workflow.model import load_model
-from nnunet_workflow.plan import RunPlan, input_bytes, make_plan
+from nnunet_workflow.plan import RunPlan, make_plan
 from nnunet_workflow.provenance import provenance_key
 from nnunet_workflow.records import read_json, remove_partial_files
 from nnunet_workflow.settings import coerce_config
@@ -37,6 +37,7 @@ if workflow.is_main_process:
         MODEL.file_ending,
         provenance_key(MODEL, config),
         config["batch_size"],
+        config["max_job_mem_mb"] or memory.available_memory_mb(),
     )
 else:
     PLAN = RunPlan.load(LAYOUT.plan())
@@ -86,7 +87,7 @@ def estimate_mb(stage):
 
 
 def validate_mb(wildcards):
-    estimated = memory.validate_memory_mb(input_bytes(CASES[wildcards.case]))
+    estimated = memory.validate_memory_mb(CASES[wildcards.case].files())
     return reserved_mb("validate", wildcards.case, estimated)
 
 

@@ -12,5 +12,6 @@ rule validate:
         mem_mb=validate_mb,
     params:
         channels=case_channels,
+        max_job_mb=PLAN.max_job_mem_mb,
     script:
         "../scripts/validate.py"
