@@ -73,6 +73,9 @@ def test_rerun_recomputes_only_the_failed_cases(demo, reference, four_and_a_bad_
     untouched = [failed_run / f"{c}.nii.gz" for c in finished]
     untouched += [p for c in finished for p in (failed_run / "work" / c).rglob("*") if p.is_file()]
     before = snapshot(untouched)
+    everything = snapshot(p for p in failed_run.rglob("*") if p.is_file())
+    run_workflow(demo["model"], source, failed_run, "-n", batch_size=4)
+    assert snapshot(p for p in failed_run.rglob("*") if p.is_file()) == everything  # a dry run writes nothing
     run_workflow(demo["model"], source, failed_run, batch_size=4)
     assert snapshot(untouched) == before
     assert all(sorted(p.name for p in (failed_run / "work" / c).iterdir()) == ["a1"] for c in finished)

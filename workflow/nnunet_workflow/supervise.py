@@ -109,7 +109,18 @@ def inject_fault(fault: str) -> None:
     raise RuntimeError("injected fault")
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when its supervisor dies, so no orphan keeps writing files."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _child_main(connection, setup, handle, log_path):
+    _die_with_parent()
     if log_path is not None:
         log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(log, 1)
