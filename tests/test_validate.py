@@ -160,7 +160,7 @@ def test_constant_image_and_far_spacing_are_warnings_not_failures(tmp_path, two_
     record = validate(case, two_channel_model)
     assert record["status"] == "done"
     assert record["warnings"] == [
-        "spacing [4.0, 1.0, 1.0] is far from the model's [1.0, 1.0, 1.0] (nnU-Net resamples it; check that this "
+        "spacing [4.0, 1.0, 1.0] (nnU-Net axis order) is far from the model's [1.0, 1.0, 1.0] (nnU-Net resamples it; check that this "
         "model suits these images)",
         "c1_0000.nii.gz: every voxel has the value 0",
     ]

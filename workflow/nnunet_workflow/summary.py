@@ -37,7 +37,8 @@ def case_row(case: str, attempt: str, layout: Layout) -> dict:
             continue
         row["log"] = str(layout.log(stage, row["batch"]) if stage == "predict" else layout.log(stage, case, attempt))
         if record["status"] != DONE:
-            row.update(status=FAILED, stage=stage, kind=record.get("kind") or "error", message=record.get("message", ""))
+            kind = record.get("kind") or "error"
+            row.update(status=FAILED, stage=stage, kind=kind, message=record.get("message", ""))
         else:
             row["stage"] = stage
             if stage == STAGES[-1]:

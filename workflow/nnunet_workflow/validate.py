@@ -189,12 +189,14 @@ def check_voxels(path: str) -> list[str]:
 
 
 def spacing_warnings(spacing, model: ModelInfo) -> list[str]:
+    """A warning when the case's spacing is far (on any axis) from the spacing the model works at."""
     target = list(model.target_spacing)
     spacing = list(spacing)[-len(target):]
-    far = [s / t for s, t in zip(spacing, target) if s / t > SPACING_WARNING_FACTOR or t / s > SPACING_WARNING_FACTOR]
-    if not far:
+    factor = SPACING_WARNING_FACTOR
+    if not any(s / t > factor or t / s > factor for s, t in zip(spacing, target)):
         return []
-    return [f"spacing {[round(s, 3) for s in spacing]} is far from the model's {[round(t, 3) for t in target]} "
+    shown = [round(s, 3) for s in spacing], [round(t, 3) for t in target]
+    return [f"spacing {shown[0]} (nnU-Net axis order) is far from the model's {shown[1]} "
             "(nnU-Net resamples it; check that this model suits these images)"]
 
 
