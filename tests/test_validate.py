@@ -164,3 +164,13 @@ def test_constant_image_and_far_spacing_are_warnings_not_failures(tmp_path, two_
         "model suits these images)",
         "c1_0000.nii.gz: every voxel has the value 0",
     ]
+
+
+def test_direction_mismatch_between_channels(tmp_path, two_channel_model):
+    record = validate(two_channels(tmp_path, direction=(0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0)), two_channel_model)
+    assert "differ in direction" in record["message"]
+
+
+def test_unicode_and_dotted_case_ids_validate(tmp_path, two_channel_model):
+    record = validate(two_channels(tmp_path, name="sujet é.2 v1"), two_channel_model)
+    assert record["status"] == "done" and record["case"] == "sujet é.2 v1"
