@@ -20,6 +20,8 @@ RESAMPLE_BYTES_PER_VOXEL = 60
 # The separate-z path (anisotropy > 3) resamples slice by slice then along z: ~80 bytes per output voxel.
 SEPARATE_Z_BYTES_PER_VOXEL = 80
 ANISOTROPY_THRESHOLD = 3
+# Share of the available memory a local run without `--resources mem_mb=` allows itself.
+BUDGET_SHARE = 0.9
 
 
 def resampled_shape(shape, spacing, target_spacing) -> list[int]:
@@ -96,17 +98,30 @@ def validate_timeout_s(channel_files) -> int:
     return 120 + math.ceil(sum(uncompressed_bytes(p) for p in channel_files if os.path.exists(p)) / (5 * MB))
 
 
+def _read_int(path) -> int | None:
+    try:
+        with open(path) as handle:
+            return int(handle.read().split()[0])
+    except (OSError, ValueError, IndexError):  # absent, or "max" (no limit)
+        return None
+
+
 def available_memory_mb() -> int:
-    """Memory this process may use: the host's total, or a smaller cgroup (container, SLURM) limit."""
-    limits = []
+    """Memory free for this run now: the host's MemAvailable, or less where a cgroup (container, SLURM
+    allocation) limits this process (its limit minus what it already uses)."""
+    candidates = []
     with open("/proc/meminfo") as meminfo:
         for line in meminfo:
-            if line.startswith("MemTotal:"):
-                limits.append(int(line.split()[1]) * 1024)
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            with open(path) as limit:
-                limits.append(int(limit.read().strip()))
-        except (OSError, ValueError):  # absent, or "max" (no limit)
-            pass
-    return min(limits) // MB
+            if line.startswith("MemAvailable:"):
+                candidates.append(int(line.split()[1]) * 1024)
+    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        limit_bytes, used = _read_int(limit), _read_int(usage)
+        if limit_bytes is not None and used is not None:
+            candidates.append(max(limit_bytes - used, 0))
+    return min(candidates) // MB
+
+
+def default_budget_mb() -> int:
+    """The mem_mb budget of a local run given none: 90% of the memory available when it starts."""
+    return int(BUDGET_SHARE * available_memory_mb())

@@ -3,6 +3,7 @@ import sys
 
 import yaml
 
+from snakemake.resources import Resource
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -27,6 +28,27 @@ MODEL = load_model(
     config["model"], config["folds"], config["checkpoint"], config["configuration"]
 )
 CASES = discover_cases(config["input"], MODEL.channel_names)
+
+
+def memory_budget_mb():
+    """The run's mem_mb budget: `--resources mem_mb=`, else (local runs) derived from free memory.
+
+    A cluster run without one has no shared budget: each job gets its own allocation.
+    """
+    given = workflow.global_resources.get("mem_mb")
+    if given is not None and given.value is not None:
+        return int(given.value)
+    if not workflow.local_exec:
+        return None
+    budget = memory.default_budget_mb()
+    workflow.global_resources["mem_mb"] = Resource("mem_mb", budget)
+    return budget
+
+
+MEMORY_BUDGET_MB = memory_budget_mb()
+MAX_JOB_MB = min(
+    filter(None, (config["max_job_mem_mb"], MEMORY_BUDGET_MB)), default=None
+)
 LAYOUT = Layout(config["results"])
 # The main process decides the plan from the records on disk; job processes that re-parse this
 # file (cluster jobs) read the plan it saved at start instead, so batches cannot change under them.
@@ -37,7 +59,7 @@ if workflow.is_main_process:
         MODEL.file_ending,
         provenance_key(MODEL, config),
         config["batch_size"],
-        config["max_job_mem_mb"] or memory.available_memory_mb(),
+        MAX_JOB_MB,
     )
 else:
     PLAN = RunPlan.load(LAYOUT.plan())
@@ -71,8 +93,10 @@ def case_channels(wildcards):
 
 
 def reserved_mb(stage, case, estimated):
-    """Memory to reserve: the estimate, or more where an earlier attempt ran out of memory."""
-    return max(estimated, PLAN.memory_floor_mb.get(case, {}).get(stage, 0))
+    """Memory to reserve: the estimate, or more where an earlier attempt ran out of memory,
+    but never more than the largest job allowed."""
+    wanted = max(estimated, PLAN.memory_floor_mb.get(case, {}).get(stage, 0))
+    return min(wanted, PLAN.max_job_mem_mb or wanted)
 
 
 def estimate_mb(stage):

@@ -1,0 +1,31 @@
+"""Memory estimates and budgets: sizes from headers and gzip trailers, a bounded default budget."""
+
+import gzip
+
+from nnunet_workflow import memory
+
+
+def test_uncompressed_size_comes_from_the_gzip_trailer(tmp_path):
+    path = tmp_path / "x_0000.nii.gz"
+    path.write_bytes(gzip.compress(b"\0" * 1_000_000))
+    assert path.stat().st_size < 10_000 and memory.uncompressed_bytes(path) == 1_000_000
+    plain = tmp_path / "x_0000.nrrd"
+    plain.write_bytes(b"1234")
+    assert memory.uncompressed_bytes(plain) == 4
+    assert memory.validate_memory_mb([path, plain]) == memory.VALIDATE_BASE_MB + 2
+
+
+def test_default_budget_is_bounded_by_the_memory_available():
+    with open("/proc/meminfo") as meminfo:
+        total_mb = next(int(line.split()[1]) // 1024 for line in meminfo if line.startswith("MemTotal:"))
+    budget = memory.default_budget_mb()
+    assert 0 < budget <= 0.9 * total_mb
+
+
+def test_estimates_grow_with_the_case_and_separate_z_is_detected(two_channel_model):
+    small = memory.stage_estimates([40, 40, 40], [1.0, 1.0, 1.0], 2, 2, two_channel_model)
+    large = memory.stage_estimates([300, 512, 512], [2.5, 0.7, 0.7], 2, 2, two_channel_model)
+    for key in ("preprocess_mb", "predict_mb", "export_mb", "preprocess_timeout_s", "export_timeout_s"):
+        assert large[key] > small[key]
+    assert not small["separate_z"]
+    assert memory.stage_estimates([14, 80, 80], [4.0, 0.8, 0.8], 2, 2, two_channel_model)["separate_z"]
