@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from .layout import Layout
@@ -22,7 +23,8 @@ class CaseJob:
     reserved_mb: int | None = None
 
     def _stamp(self, record: dict) -> dict:
-        return {**record, "attempt": self.attempt, "provenance": self.provenance, "reserved_mb": self.reserved_mb}
+        return {**record, "attempt": self.attempt, "provenance": self.provenance, "reserved_mb": self.reserved_mb,
+                "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
 
     def record(self, stage: str, outcome: Outcome, **extra) -> dict:
         """The stage record of a supervised outcome."""

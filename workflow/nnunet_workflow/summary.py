@@ -29,6 +29,7 @@ def case_row(case: str, attempt: str, layout: Layout) -> dict:
         record = _record(layout, stage, case, attempt)
         row[f"{stage}_seconds"] = record.get("seconds") if record else None
         row[f"{stage}_peak_mb"] = record.get("peak_rss_mb") if record else None
+        row[f"{stage}_slurm_job"] = record.get("slurm_job_id") if record else None
         if stage == "predict" and record:
             row["batch"] = record.get("batch", "")
         if stage == "validate":

@@ -45,14 +45,14 @@ def memory_budget_mb():
     return budget
 
 
-MEMORY_BUDGET_MB = memory_budget_mb()
-MAX_JOB_MB = min(
-    filter(None, (config["max_job_mem_mb"], MEMORY_BUDGET_MB)), default=None
-)
 LAYOUT = Layout(config["results"])
 # The main process decides the plan from the records on disk; job processes that re-parse this
 # file (cluster jobs) read the plan it saved at start instead, so batches cannot change under them.
 if workflow.is_main_process:
+    MEMORY_BUDGET_MB = memory_budget_mb()
+    MAX_JOB_MB = min(
+        filter(None, (config["max_job_mem_mb"], MEMORY_BUDGET_MB)), default=None
+    )
     PLAN = make_plan(
         CASES,
         LAYOUT,
@@ -108,6 +108,34 @@ def estimate_mb(stage):
         return reserved_mb(stage, wildcards.case, estimated)
 
     return from_record
+
+
+def estimate_runtime(stage):
+    """A runtime (minutes) function: the stage's timeout for the case, from its validate record."""
+
+    def from_record(wildcards, input):
+        estimates = read_json(input.validated).get("estimates", {})
+        return runtime_minutes(estimates.get(f"{stage}_timeout_s", 600))
+
+    return from_record
+
+
+def runtime_minutes(seconds):
+    """Cluster wall-time limit: the stage's own timeout plus five minutes for the job around it."""
+    return -(-int(seconds) // 60) + 5
+
+
+def validate_runtime(wildcards):
+    return runtime_minutes(memory.validate_timeout_s(CASES[wildcards.case].files()))
+
+
+def batch_runtime(wildcards, input):
+    """The timeouts of all cases of the batch, plus time to load the model."""
+    timeouts = [
+        read_json(path).get("estimates", {}).get("predict_timeout_s", 600)
+        for path in input.validated
+    ]
+    return runtime_minutes(sum(timeouts) + 600)
 
 
 def validate_mb(wildcards):

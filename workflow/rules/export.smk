@@ -11,5 +11,6 @@ rule export:
         "../../envs/nnunet.yaml"
     resources:
         mem_mb=estimate_mb("export"),
+        runtime=estimate_runtime("export"),
     script:
         "../scripts/export.py"

@@ -12,6 +12,7 @@ rule predict:
     threads: config["predict_threads"]
     resources:
         mem_mb=batch_mb,
+        runtime=batch_runtime,
         gpu=predict_gpus(),
     params:
         attempts=batch_attempts,

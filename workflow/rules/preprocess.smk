@@ -10,5 +10,6 @@ rule preprocess:
         "../../envs/nnunet.yaml"
     resources:
         mem_mb=estimate_mb("preprocess"),
+        runtime=estimate_runtime("preprocess"),
     script:
         "../scripts/preprocess.py"

@@ -1,3 +1,7 @@
+localrules:
+    summary,
+
+
 # One row per case: status, failing stage, reason, seconds and peak memory per stage, logs.
 rule summary:
     input:

@@ -10,6 +10,7 @@ rule validate:
         "../../envs/nnunet.yaml"
     resources:
         mem_mb=validate_mb,
+        runtime=validate_runtime,
     params:
         channels=case_channels,
         max_job_mb=PLAN.max_job_mem_mb,

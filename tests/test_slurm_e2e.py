@@ -1,0 +1,58 @@
+"""The workflow through profiles/slurm on a real one-node SLURM cluster (tests/slurm/cluster.sh):
+same segmentations as nnUNetv2_predict, failures isolated, SLURM job ids in the summary."""
+
+import os
+import re
+import shutil
+import subprocess
+
+import pandas as pd
+import pytest
+
+from e2e import BIN, REPO, assert_same_image
+
+pytestmark = pytest.mark.slow
+CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    if os.geteuid() != 0:
+        pytest.skip("starting slurmctld and slurmd needs root")
+    subprocess.run(["bash", str(CLUSTER), "start"], check=True)
+    yield
+    subprocess.run(["bash", str(CLUSTER), "stop"], check=False)
+
+
+def test_demo_through_the_slurm_profile(demo, reference, slurm_cluster, tmp_path):
+    source = tmp_path / "input"
+    source.mkdir()
+    sizes = {case: sum(os.path.getsize(f) for f in files) for case, files in demo["case_files"].items()}
+    cases = sorted(sizes, key=sizes.get)[:4]
+    for case in cases:
+        for path in demo["case_files"][case]:
+            shutil.copy(path, source)
+    shutil.copy(demo["case_files"][cases[0]][0], source / "bad_0000.nii.gz")
+    victim = cases[1]
+    results = tmp_path / "results"
+    # This test cluster has no slurmdbd (sacct would hang) and no GPU: predict runs on the CPU.
+    command = [str(BIN / "snakemake"), "--profile", "profiles/slurm", "--slurm-status-command", "squeue",
+               "--config", f"model={demo['model']}", f"input={source}", f"results={results}", "device=cpu",
+               f'faults={{"{victim}": "predict:kill"}}']
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-5000:]
+    submitted = set(re.findall(r"submitted with SLURM jobid (\d+)", output))
+    print(f"sbatch submissions: {len(submitted)}")
+
+    rows = {r["case"]: r for r in pd.read_csv(results / "summary.tsv", sep="\t", keep_default_na=False,
+                                              dtype=str).to_dict("records")}
+    assert (rows["bad"]["status"], rows["bad"]["stage"], rows["bad"]["kind"]) == ("failed", "validate", "invalid_input")
+    assert (rows[victim]["status"], rows[victim]["stage"], rows[victim]["kind"]) == ("failed", "predict", "killed")
+    for case in cases:
+        if case != victim:
+            assert rows[case]["status"] == "done"
+            assert_same_image(results / f"{case}.nii.gz", reference / f"{case}.nii.gz")
+        stages = ("validate", "preprocess", "predict", "export")
+        assert all(rows[case][f"{stage}_slurm_job"] in submitted for stage in stages), rows[case]
+    assert len({rows[c]["predict_slurm_job"] for c in cases}) == 1  # one batch, one job, one model load
