@@ -125,3 +125,11 @@ def available_memory_mb() -> int:
 def default_budget_mb() -> int:
     """The mem_mb budget of a local run given none: 90% of the memory available when it starts."""
     return int(BUDGET_SHARE * available_memory_mb())
+
+
+def visible_gpus() -> int:
+    """NVIDIA GPUs this process may use (CUDA_VISIBLE_DEVICES, else /dev/nvidiaN), without importing torch."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    return len([n for n in os.listdir("/dev") if n.startswith("nvidia") and n[len("nvidia"):].isdigit()])

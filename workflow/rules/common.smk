@@ -30,6 +30,15 @@ MODEL = load_model(
 CASES = discover_cases(config["input"], MODEL.channel_names)
 
 
+def gpu_budget():
+    """Without `--resources gpu=`, a local run predicts one batch per visible GPU at a time (one if none)."""
+    given = workflow.global_resources.get("gpu")
+    if workflow.local_exec and (given is None or given.value is None):
+        workflow.global_resources["gpu"] = Resource(
+            "gpu", max(1, memory.visible_gpus())
+        )
+
+
 def memory_budget_mb():
     """The run's mem_mb budget: `--resources mem_mb=`, else (local runs) derived from free memory.
 
@@ -50,6 +59,7 @@ LAYOUT = Layout(config["results"])
 # file (cluster jobs) read the plan it saved at start instead, so batches cannot change under them.
 if workflow.is_main_process:
     MEMORY_BUDGET_MB = memory_budget_mb()
+    gpu_budget()
     MAX_JOB_MB = min(
         filter(None, (config["max_job_mem_mb"], MEMORY_BUDGET_MB)), default=None
     )
