@@ -1,6 +1,7 @@
 """Helpers of the end-to-end tests: run the workflow and nnUNetv2_predict, compare images."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +50,15 @@ def assert_same_image(ours, reference) -> None:
     assert a.GetDirection() == b.GetDirection(), ours
     assert a.GetPixelID() == b.GetPixelID(), ours
     assert np.array_equal(sitk.GetArrayViewFromImage(a), sitk.GetArrayViewFromImage(b)), ours
+
+
+def four_cases_and_a_bad_one(demo, folder) -> tuple[list[str], str]:
+    """Copy the four smallest demo cases (one predict batch of 4) and a case missing its second
+    channel into `folder`; return the four case ids and the one predicted second in the batch."""
+    sizes = {case: sum(os.path.getsize(f) for f in files) for case, files in demo["case_files"].items()}
+    cases = sorted(sizes, key=sizes.get)[:4]
+    for case in cases:
+        for path in demo["case_files"][case]:
+            shutil.copy(path, folder)
+    shutil.copy(demo["case_files"][cases[0]][0], Path(folder) / "bad_0000.nii.gz")
+    return cases, sorted(cases, key=lambda c: (-sizes[c], c))[1]

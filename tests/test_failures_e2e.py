@@ -2,7 +2,6 @@
 them; a SIGKILL of the whole run is recovered by running the same command again."""
 
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -10,7 +9,7 @@ import time
 import pandas as pd
 import pytest
 
-from e2e import BIN, REPO, assert_same_image, run_workflow
+from e2e import BIN, REPO, assert_same_image, four_cases_and_a_bad_one, run_workflow
 
 pytestmark = pytest.mark.slow
 
@@ -29,14 +28,8 @@ def snapshot(paths):
 def four_and_a_bad_one(demo, tmp_path_factory):
     """Input: the four smallest demo cases (one predict batch) and a case missing its second channel."""
     source = tmp_path_factory.mktemp("input")
-    sizes = {case: sum(os.path.getsize(f) for f in files) for case, files in demo["case_files"].items()}
-    cases = sorted(sizes, key=sizes.get)[:4]
-    for case in cases:
-        for path in demo["case_files"][case]:
-            shutil.copy(path, source)
-    shutil.copy(demo["case_files"][cases[0]][0], source / "bad_0000.nii.gz")
-    batch_order = sorted(cases, key=lambda c: (-sizes[c], c))
-    return source, cases, batch_order[1]
+    cases, victim = four_cases_and_a_bad_one(demo, source)
+    return source, cases, victim
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,12 @@ same segmentations as nnUNetv2_predict, failures isolated, SLURM job ids in the 
 
 import os
 import re
-import shutil
 import subprocess
 
 import pandas as pd
 import pytest
 
-from e2e import BIN, REPO, assert_same_image
+from e2e import BIN, REPO, assert_same_image, four_cases_and_a_bad_one
 
 pytestmark = pytest.mark.slow
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
@@ -27,13 +26,7 @@ def slurm_cluster():
 def test_demo_through_the_slurm_profile(demo, reference, slurm_cluster, tmp_path):
     source = tmp_path / "input"
     source.mkdir()
-    sizes = {case: sum(os.path.getsize(f) for f in files) for case, files in demo["case_files"].items()}
-    cases = sorted(sizes, key=sizes.get)[:4]
-    for case in cases:
-        for path in demo["case_files"][case]:
-            shutil.copy(path, source)
-    shutil.copy(demo["case_files"][cases[0]][0], source / "bad_0000.nii.gz")
-    victim = cases[1]
+    cases, victim = four_cases_and_a_bad_one(demo, source)
     results = tmp_path / "results"
     # This test cluster has no slurmdbd (sacct would hang) and no GPU: predict runs on the CPU.
     command = [str(BIN / "snakemake"), "--profile", "profiles/slurm", "--slurm-status-command", "squeue",

@@ -57,7 +57,8 @@ CONF
     ;;
 stop)
     for daemon in slurmd slurmctld; do
-        [ -f "$state/$daemon.pid" ] && kill "$(cat "$state/$daemon.pid")" 2>/dev/null || true
+        if [ -f "$state/$daemon.pid" ]; then kill "$(cat "$state/$daemon.pid")" 2>/dev/null || true
+        else pkill -x "$daemon" 2>/dev/null || true; fi
     done
     pkill -x munged 2>/dev/null || true
     ;;
