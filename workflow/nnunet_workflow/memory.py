@@ -15,6 +15,11 @@ NNUNET_BASE_MB = 700
 # A predict worker also holds torch's CPU kernels and the network (measured ~750-770 MB on the demo).
 PREDICT_BASE_MB = 1000
 VALIDATE_BASE_MB = 250
+# Memory of a job around its stage worker: the rule's script process, and on a cluster also the
+# Snakemake process that runs the job (SLURM counts them all against --mem; a validate job of the
+# demo was killed at 269 MB of 251 MB reserved before this was added).
+LOCAL_JOB_OVERHEAD_MB = 100
+CLUSTER_JOB_OVERHEAD_MB = 400
 # nnU-Net's resampling of one channel needs ~60 bytes per output voxel (float64 work arrays).
 RESAMPLE_BYTES_PER_VOXEL = 60
 # The separate-z path (anisotropy > 3) resamples slice by slice then along z: ~80 bytes per output voxel.

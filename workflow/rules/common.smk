@@ -102,10 +102,18 @@ def case_channels(wildcards):
     return CASES[wildcards.case].channels
 
 
+JOB_OVERHEAD_MB = (
+    memory.LOCAL_JOB_OVERHEAD_MB
+    if workflow.local_exec
+    else memory.CLUSTER_JOB_OVERHEAD_MB
+)
+
+
 def reserved_mb(stage, case, estimated):
-    """Memory to reserve: the estimate, or more where an earlier attempt ran out of memory,
-    but never more than the largest job allowed."""
-    wanted = max(estimated, PLAN.memory_floor_mb.get(case, {}).get(stage, 0))
+    """Memory to reserve: the stage's estimate plus the job around it, or more where an earlier
+    attempt ran out of memory, but never more than the largest job allowed."""
+    floor = PLAN.memory_floor_mb.get(case, {}).get(stage, 0)
+    wanted = max(estimated + JOB_OVERHEAD_MB, floor)
     return min(wanted, PLAN.max_job_mem_mb or wanted)
 
 
