@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 from .cases import Case
 from .layout import Layout
-from .records import DONE, FAILED, STAGES, read_json, write_json
+from .records import DONE, FAILED, STAGES, read_if_present, read_json, write_json
 
 # A retry after running out of memory reserves this much more than the failed attempt measured.
 RETRY_MEMORY_FACTOR = 1.5
@@ -57,13 +57,6 @@ def input_bytes(case: Case) -> int:
     return sum(os.path.getsize(p) for p in case.files() if os.path.exists(p))
 
 
-def _read(path) -> dict | None:
-    try:
-        return read_json(path)
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
 def case_state(layout: Layout, case: str, file_ending: str, provenance: str) -> CaseState:
     """The state of one case from its latest attempt's records."""
     numbers = [int(p.name[1:]) for p in layout.case_dir(case).glob("a*") if p.name[1:].isdigit()]
@@ -71,7 +64,7 @@ def case_state(layout: Layout, case: str, file_ending: str, provenance: str) -> 
         return CaseState("a1")
     number = max(numbers)
     attempt = f"a{number}"
-    records = {s: r for s in STAGES if (r := _read(layout.record(s, case, attempt))) is not None}
+    records = {s: r for s in STAGES if (r := read_if_present(layout.record(s, case, attempt))) is not None}
     stale = any(r.get("provenance") != provenance for r in records.values())
     export = records.get("export")
     if export and export["status"] == DONE and not stale and layout.segmentation(case, file_ending).exists():

@@ -55,6 +55,14 @@ def read_json(path) -> dict:
         return json.load(handle)
 
 
+def read_if_present(path) -> dict | None:
+    """A record, or None if it is not there (yet) or was cut short."""
+    try:
+        return read_json(path)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
 def stage_record(stage, case, status, *, kind=None, message="", seconds=None, peak_rss_mb=None, **extra) -> dict:
     """A stage record: what happened to one case in one stage."""
     return {

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 
 from .layout import Layout
-from .records import DONE, FAILED, STAGES, atomic_path, read_json
+from .records import DONE, FAILED, STAGES, atomic_path, read_if_present
 
 PENDING = "pending"
 COLUMNS = ["case", "status", "stage", "kind", "message", "output", "log", "batch", "attempt", "warnings"]
-
-
-def _record(layout: Layout, stage: str, case: str, attempt: str) -> dict | None:
-    """The stage record of a case attempt, or None if the stage has not run for it yet."""
-    try:
-        return read_json(layout.record(stage, case, attempt))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
 
 
 def case_row(case: str, attempt: str, layout: Layout) -> dict:
@@ -26,7 +16,7 @@ def case_row(case: str, attempt: str, layout: Layout) -> dict:
     row = {"case": case, "status": PENDING, "stage": "", "kind": "", "message": "", "output": "", "batch": "",
            "attempt": attempt, "log": str(layout.log("validate", case, attempt))}
     for stage in STAGES:
-        record = _record(layout, stage, case, attempt)
+        record = read_if_present(layout.record(stage, case, attempt))
         row[f"{stage}_seconds"] = record.get("seconds") if record else None
         row[f"{stage}_peak_mb"] = record.get("peak_rss_mb") if record else None
         row[f"{stage}_slurm_job"] = record.get("slurm_job_id") if record else None
