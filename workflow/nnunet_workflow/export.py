@@ -1,5 +1,8 @@
-"""Stage `export`: logits back to the original geometry with nnU-Net's own export, written atomically
-to `{results}/{case}{file_ending}` (and the `.npz`/`.pkl` probabilities when asked)."""
+"""Stage `export`: logits back to the original geometry, written atomically to
+`{results}/{case}{file_ending}` (and the `.npz`/`.pkl` probabilities when asked).
+
+The segmentation alone goes through the memory-bounded `streaming_export` (bit-identical to nnU-Net's);
+probabilities, and resampling functions it does not reproduce, go through nnU-Net's own export."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import numpy as np
 from .job import CaseJob
 from .model import ModelInfo, nnunet_plans
 from .records import is_done
+from .streaming_export import NpyChannels, export_streaming, supports
 from .supervise import run_once
 
 
@@ -22,21 +26,26 @@ def export_logits(_state, model: ModelInfo, logits_path: str, properties_path: s
     from nnunetv2.inference.export_prediction import export_prediction_from_logits
 
     plans_manager, configuration_manager, dataset_json = nnunet_plans(model)
-    logits = np.load(logits_path)
+    streaming = not save_probabilities and supports(configuration_manager)
+    logits = NpyChannels(logits_path) if streaming else np.load(logits_path)
     with open(properties_path, "rb") as handle:
         properties = pickle.load(handle)
     final = Path(segmentation_path)
     with tempfile.TemporaryDirectory(prefix=f".{final.name}.", dir=final.parent) as temp_dir:
         truncated = os.path.join(temp_dir, "case")
-        export_prediction_from_logits(
-            logits, properties, configuration_manager, plans_manager, dataset_json, truncated, save_probabilities
-        )
+        if streaming:
+            export_streaming(logits, properties, configuration_manager, plans_manager, dataset_json,
+                             truncated + model.file_ending)
+        else:
+            export_prediction_from_logits(
+                logits, properties, configuration_manager, plans_manager, dataset_json, truncated, save_probabilities
+            )
         if save_probabilities:
             npz, pkl = probabilities_paths
             os.replace(truncated + ".npz", npz)
             os.replace(truncated + ".pkl", pkl)
         os.replace(truncated + model.file_ending, final)
-    return {"output": str(final)}
+    return {"output": str(final), "export_method": "streaming" if streaming else "nnunet"}
 
 
 def export_case(job: CaseJob, predicted: dict, validated: dict, save_probabilities=False,
