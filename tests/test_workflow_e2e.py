@@ -30,6 +30,10 @@ def test_every_segmentation_equals_nnunetv2_predict(demo, default_run, reference
     assert len(references) == len(demo["cases"])
     for path in references:
         assert_same_image(default_run / "results" / path.name, path)
+    # the memory-bounded streaming export made them (demo_005 takes its separate-z path)
+    exports = [json.loads(p.read_text()) for p in (default_run / "results" / "work").glob("*/a1/export.json")]
+    assert len(exports) == len(demo["cases"])
+    assert {e["export_method"] for e in exports} == {"streaming"}
 
 
 def test_summary_lists_every_case_done_with_times_and_memory(demo, default_run):
@@ -92,6 +96,9 @@ def test_sample_sheet_odd_ids_and_options_match_nnunet(demo, tmp_path):
         reference = np.load(tmp_path / "reference" / f"{demo_id}.npz")["probabilities"]
         assert ours.dtype == reference.dtype and np.array_equal(ours, reference)
         assert (tmp_path / "results" / f"{our_id}.pkl").is_file()
+    # probabilities are written by nnU-Net's own export
+    exports = [json.loads(p.read_text()) for p in (tmp_path / "results" / "work").glob("*/a1/export.json")]
+    assert {e["export_method"] for e in exports} == {"nnunet"}
 
 
 def test_dry_run_writes_nothing(demo, tmp_path):

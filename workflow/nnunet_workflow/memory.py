@@ -25,6 +25,11 @@ RESAMPLE_BYTES_PER_VOXEL = 60
 # The separate-z path (anisotropy > 3) resamples slice by slice then along z: ~80 bytes per output voxel.
 SEPARATE_Z_BYTES_PER_VOXEL = 80
 ANISOTROPY_THRESHOLD = 3
+# Predict saves the logits as float16, as nnU-Net hands them to export.
+LOGITS_BYTES = 2
+# Work arrays of the streaming export per output voxel of a slab (coordinates, values, masks).
+SLAB_WORK_BYTES = 40
+SLAB_VOXELS = 1 << 21
 # Share of the available memory a local run without `--resources mem_mb=` allows itself.
 BUDGET_SHARE = 0.9
 
@@ -57,9 +62,8 @@ def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_proba
     reading = (bytes_per_voxel + 4) * c * s0
     preprocessing = 8 * c * s0 + 8 * c * s0 + 4 * c * s1 + 16 * s0 + 8 * s1 + s0 + resample * s1
     predicting = 8 * c * s1 + 6 * k * s1 + 4 * s1
-    exporting = 2 * k * s1 + 6 * k * s0 + resample * s0 + 2 * s0
-    if save_probabilities:
-        exporting += 8 * k * s0
+    exporting = export_bytes(k, s1, s0, resample, streaming=model.streaming_export and not save_probabilities,
+                             save_probabilities=save_probabilities)
     folds = len(model.folds)
     return {
         "voxels": s0,
@@ -72,6 +76,22 @@ def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_proba
         "predict_timeout_s": 600 + math.ceil(2e-4 * folds * c * s1),
         "export_timeout_s": 300 + math.ceil(2e-6 * k * s0),
     }
+
+
+def export_bytes(k, s1, s0, resample_bytes, streaming, save_probabilities) -> int:
+    """Bytes beyond the base that export holds at its peak (S0 stands in for the cropped volume).
+
+    Streaming (streaming_export): one class of the logits and its float64 copy on the network grid,
+    the running maximum and argmax, the un-cropped segmentation and the writer's copy, plus one slab's
+    work arrays. nnU-Net's export: every class in float64 on the network grid, every class resampled
+    (fp16), one class's resampling work arrays; probabilities add float32 volumes of every class.
+    """
+    if streaming:
+        return (LOGITS_BYTES + 8) * s1 + (LOGITS_BYTES + 1) * s0 + 2 * s0 + SLAB_WORK_BYTES * min(SLAB_VOXELS, s0)
+    exporting = (8 + LOGITS_BYTES) * k * s1 + LOGITS_BYTES * k * s0 + resample_bytes * s0 + 2 * s0
+    if save_probabilities:
+        exporting += 8 * k * s0
+    return exporting
 
 
 def batch_memory_mb(per_case_mb) -> int:

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .streaming_export import supports_configuration
+
 MODEL_FOLDER_PATTERN = re.compile(r"^(?P<trainer>.+)__(?P<plans>.+)__(?P<configuration>.+)$")
 
 
@@ -30,6 +32,8 @@ class ModelInfo:
     patch_size: tuple[int, ...]
     transpose_forward: tuple[int, ...]
     num_classes: int
+    # whether export can use the memory-bounded streaming export (see streaming_export.supports)
+    streaming_export: bool = True
 
     @property
     def num_channels(self) -> int:
@@ -106,6 +110,7 @@ def load_model(folder, folds=None, checkpoint="checkpoint_final.pth", configurat
         patch_size=tuple(int(s) for s in config["patch_size"]),
         transpose_forward=tuple(plans["transpose_forward"]),
         num_classes=count_classes(dataset["labels"]),
+        streaming_export=supports_configuration(config),
     )
 
 
@@ -116,7 +121,6 @@ def _resolve_configuration(plans: dict, name: str) -> dict:
     if parent is not None:
         return {**_resolve_configuration(plans, parent), **config}
     return config
-
 
 
 def nnunet_plans(model: ModelInfo):

@@ -25,8 +25,8 @@ import math
 
 import numpy as np
 
-# Output voxels per slab: the float64 work arrays of one slab take ~40 bytes per voxel (~80 MB).
-SLAB_VOXELS = 1 << 21
+from .memory import SLAB_VOXELS  # output voxels per slab: ~40 bytes of work arrays each (~80 MB)
+
 NNUNET_RESAMPLING = "resample_data_or_seg_to_shape"
 
 
@@ -63,8 +63,12 @@ def resampling_kwargs(configuration_manager) -> dict:
 
 def supports(configuration_manager) -> bool:
     """Whether this configuration's probability resampling is one this module reproduces exactly."""
-    configuration = configuration_manager.configuration
-    kwargs = resampling_kwargs(configuration_manager)
+    return supports_configuration(configuration_manager.configuration)
+
+
+def supports_configuration(configuration: dict) -> bool:
+    """`supports`, from the configuration's dict in plans.json (inheritance already applied)."""
+    kwargs = dict(configuration.get("resampling_fn_probabilities_kwargs") or {})
     return (
         configuration.get("resampling_fn_probabilities") == NNUNET_RESAMPLING
         and not kwargs.get("is_seg", False)

@@ -216,6 +216,9 @@ def inspect_case(_state, case: Case, model: ModelInfo, save_probabilities: bool,
         check_complete(header)
         warnings += check_voxels(header["file"])
     geometry = {k: headers[0][k] for k in ("size", "spacing", "origin", "direction", "pixel_type")}
+    # what the estimates were computed from (nnU-Net's axis order), so they can be recomputed
+    geometry.update(shape_nnunet=shape, spacing_nnunet=spacing, channels=len(headers),
+                    bytes_per_voxel=bytes_per_voxel)
     return {"geometry": geometry, "estimates": estimates, "warnings": warnings}
 
 
