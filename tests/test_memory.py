@@ -29,3 +29,20 @@ def test_estimates_grow_with_the_case_and_separate_z_is_detected(two_channel_mod
         assert large[key] > small[key]
     assert not small["separate_z"]
     assert memory.stage_estimates([14, 80, 80], [4.0, 0.8, 0.8], 2, 2, two_channel_model)["separate_z"]
+
+
+def test_streaming_export_estimate_does_not_grow_with_classes(two_channel_model):
+    from dataclasses import replace
+
+    ct, spacing = [300, 512, 512], [2.5, 0.7, 0.7]
+    few, many = replace(two_channel_model, num_classes=3), replace(two_channel_model, num_classes=50)
+    assert memory.stage_estimates(ct, spacing, 2, 2, many)["predict_mb"] > \
+        memory.stage_estimates(ct, spacing, 2, 2, few)["predict_mb"]
+    assert memory.stage_estimates(ct, spacing, 2, 2, many)["export_mb"] == \
+        memory.stage_estimates(ct, spacing, 2, 2, few)["export_mb"]
+    # nnU-Net's own export (probabilities, or a resampling the streaming export does not reproduce) does
+    nnunet_export = replace(many, streaming_export=False)
+    assert memory.stage_estimates(ct, spacing, 2, 2, nnunet_export)["export_mb"] > \
+        3 * memory.stage_estimates(ct, spacing, 2, 2, many)["export_mb"]
+    assert memory.stage_estimates(ct, spacing, 2, 2, few, save_probabilities=True)["export_mb"] > \
+        memory.stage_estimates(ct, spacing, 2, 2, few)["export_mb"]

@@ -1,7 +1,11 @@
-"""Memory and time estimates per stage, from a case's geometry and the model (first, uncalibrated model).
+"""Memory and time estimates per stage, from a case's geometry and the model.
 
-Byte counts follow the arrays nnU-Net allocates (see BRIEF): S0 original voxels, S1 voxels at the
-model's target spacing, C channels, K output channels (classes or regions).
+Each estimate is a worker's base (its imports) plus the bytes of the arrays the stage holds at its
+peak: S0 original voxels, S1 voxels at the model's target spacing, C channels, K output channels
+(classes or regions). The byte counts follow the arrays nnU-Net's code allocates; the bases and the
+coefficients are calibrated by `benchmarks/memory_model.py`, which measures the peak RSS of every
+stage on cases from 64^3 to 512x512x300 (isotropic and with nnU-Net's separate-z path) with 3 and
+50 classes: each estimate must be above its measurement, with a median over-reservation <= 1.3x.
 """
 
 from __future__ import annotations
@@ -10,25 +14,24 @@ import math
 import os
 
 MB = 1024 * 1024
-# Resident memory of a Python process that has imported nnU-Net and torch, before any image is read.
-NNUNET_BASE_MB = 700
-# A predict worker also holds torch's CPU kernels and the network (measured ~750-770 MB on the demo).
-PREDICT_BASE_MB = 1000
+# Resident memory of a stage worker before it reads an image: a Python process that imported
+# nnU-Net and torch (measured 394-474 MB for preprocess and export on small cases) ...
+NNUNET_BASE_MB = 480
+# ... and a predict worker, which also holds torch's CPU kernels and the network (717-782 MB measured).
+PREDICT_BASE_MB = 830
 VALIDATE_BASE_MB = 250
 # Memory of a job around its stage worker: the rule's script process, and on a cluster also the
 # Snakemake process that runs the job (SLURM counts them all against --mem; a validate job of the
 # demo was killed at 269 MB of 251 MB reserved before this was added).
 LOCAL_JOB_OVERHEAD_MB = 100
 CLUSTER_JOB_OVERHEAD_MB = 400
-# nnU-Net's resampling of one channel needs ~60 bytes per output voxel (float64 work arrays).
-RESAMPLE_BYTES_PER_VOXEL = 60
-# The separate-z path (anisotropy > 3) resamples slice by slice then along z: ~80 bytes per output voxel.
-SEPARATE_Z_BYTES_PER_VOXEL = 80
+# Every byte count below is multiplied by this margin (allocator slack, arrays briefly doubled).
+MARGIN = 1.15
 ANISOTROPY_THRESHOLD = 3
 # Predict saves the logits as float16, as nnU-Net hands them to export.
 LOGITS_BYTES = 2
 # Work arrays of the streaming export per output voxel of a slab (coordinates, values, masks).
-SLAB_WORK_BYTES = 40
+SLAB_WORK_BYTES = 64
 SLAB_VOXELS = 1 << 21
 # Share of the available memory a local run without `--resources mem_mb=` allows itself.
 BUDGET_SHARE = 0.9
@@ -39,12 +42,57 @@ def resampled_shape(shape, spacing, target_spacing) -> list[int]:
     return [int(round(s * sp / t)) for s, sp, t in zip(shape, spacing, target_spacing)]
 
 
+def _anisotropic(spacing) -> bool:
+    return max(spacing) / min(spacing) > ANISOTROPY_THRESHOLD
+
+
 def separate_z(spacing, target_spacing) -> bool:
     """Whether nnU-Net resamples this case along z separately (anisotropic source or target)."""
-    def anisotropic(sp):
-        return max(sp) / min(sp) > ANISOTROPY_THRESHOLD
+    return _anisotropic(spacing) or _anisotropic(target_spacing)
 
-    return anisotropic(spacing) or anisotropic(target_spacing)
+
+def lowres_axis(spacing, target_spacing) -> int:
+    """The axis nnU-Net's separate-z path treats apart: the coarsest of the source, else of the target."""
+    chosen = spacing if _anisotropic(spacing) else target_spacing
+    return max(range(len(chosen)), key=lambda a: chosen[a])
+
+
+def preprocess_bytes(c, s0, s1, separate) -> int:
+    """Reading, cropping, normalizing and resampling: the image in float32 and float64 copies, masks and
+    padding (~(20C + 18) bytes per original voxel, measured), the resampled float32 data and one channel's
+    float64 output; the separate-z path adds coordinate maps on the target grid."""
+    return (20 * c + 18) * s0 + (4 * c + 8 + (24 if separate else 0)) * s1
+
+
+def predict_bytes(c, k, s1, folds) -> int:
+    """The preprocessed data (float32, padded copy) and the logits: ~5 bytes per class and voxel on the
+    network grid measured on CPU (float16 accumulators, float16 logits and the patch outputs); a second
+    fold's logits while folds are averaged."""
+    return (5 * k + 4 * c + 4) * s1 + (LOGITS_BYTES * k * s1 if folds > 1 else 0)
+
+
+def export_bytes(k, s1, s0, separate_work, streaming, save_probabilities, plane=0) -> int:
+    """Bytes beyond the base that export holds at its peak (S0 stands in for the cropped volume).
+
+    Streaming (streaming_export), the larger of: one class of the logits and its float64 copy on the
+    network grid, the running maximum and argmax, one slab's (or, on the separate-z path, one plane's)
+    work arrays; and writing: the un-cropped segmentation and the writer's copies.
+    nnU-Net's export, the larger of: resampling (every class in float64 on the network grid, every
+    class resampled in float16, one class's resampling work arrays: `separate_work` bytes per output
+    voxel) and the argmax (int64) or the probabilities (float32 of every class, un-cropped copy).
+    """
+    if streaming:
+        work = SLAB_WORK_BYTES * (plane if plane else min(SLAB_VOXELS, s0))
+        channels = (LOGITS_BYTES + 8) * s1 + (LOGITS_BYTES + 1) * s0 + work
+        return max(channels, 3 * s0)
+    resampling = (8 + LOGITS_BYTES) * k * s1 + LOGITS_BYTES * k * s0 + separate_work * s0
+    if save_probabilities:
+        return max(resampling, (LOGITS_BYTES + 8) * k * s0 + 9 * s0)
+    return max(resampling, LOGITS_BYTES * k * s0 + 9 * s0)
+
+
+def _mb(base_mb: int, nbytes: float) -> int:
+    return base_mb + math.ceil(MARGIN * nbytes / MB)
 
 
 def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_probabilities=False) -> dict:
@@ -55,43 +103,32 @@ def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_proba
     target = list(model.target_spacing)
     if len(target) < len(shape):  # 2d configuration: the first axis keeps its spacing
         target = [spacing[0], *target]
-    s0 = math.prod(shape)
-    s1 = math.prod(resampled_shape(shape, spacing, target))
+    new_shape = resampled_shape(shape, spacing, target)
+    s0, s1 = math.prod(shape), math.prod(new_shape)
     c, k = channels, model.num_classes
-    resample = SEPARATE_Z_BYTES_PER_VOXEL if separate_z(spacing, target) else RESAMPLE_BYTES_PER_VOXEL
-    reading = (bytes_per_voxel + 4) * c * s0
-    preprocessing = 8 * c * s0 + 8 * c * s0 + 4 * c * s1 + 16 * s0 + 8 * s1 + s0 + resample * s1
-    predicting = 8 * c * s1 + 6 * k * s1 + 4 * s1
-    exporting = export_bytes(k, s1, s0, resample, streaming=model.streaming_export and not save_probabilities,
-                             save_probabilities=save_probabilities)
+    separate = separate_z(spacing, target)
+    streaming = model.streaming_export and not save_probabilities
+    plane, separate_work = 0, 16  # joint resampling: float64 output and its clipped copy
+    if separate:
+        axis = lowres_axis(spacing, target)
+        plane = s0 // max(1, shape[axis])
+        # slices resized in-plane (float64, as many as the network grid has along the axis), then
+        # index grids and coordinate maps (int64 and float64, 3 each) and the float64 output
+        separate_work = 8 * max(1, new_shape[axis]) / max(1, shape[axis]) + 56
     folds = len(model.folds)
     return {
         "voxels": s0,
         "voxels_resampled": s1,
-        "separate_z": separate_z(spacing, target),
-        "preprocess_mb": NNUNET_BASE_MB + math.ceil(max(reading, preprocessing) / MB),
-        "predict_mb": PREDICT_BASE_MB + math.ceil(predicting / MB),
-        "export_mb": NNUNET_BASE_MB + math.ceil(exporting / MB),
+        "separate_z": separate,
+        "preprocess_mb": _mb(NNUNET_BASE_MB, max((bytes_per_voxel + 4) * c * s0,
+                                                 preprocess_bytes(c, s0, s1, separate))),
+        "predict_mb": _mb(PREDICT_BASE_MB, predict_bytes(c, k, s1, folds)),
+        "export_mb": _mb(NNUNET_BASE_MB, export_bytes(k, s1, s0, separate_work, streaming, save_probabilities,
+                                                      plane)),
         "preprocess_timeout_s": 300 + math.ceil(2e-6 * c * s0 + 1e-5 * s1),
         "predict_timeout_s": 600 + math.ceil(2e-4 * folds * c * s1),
         "export_timeout_s": 300 + math.ceil(2e-6 * k * s0),
     }
-
-
-def export_bytes(k, s1, s0, resample_bytes, streaming, save_probabilities) -> int:
-    """Bytes beyond the base that export holds at its peak (S0 stands in for the cropped volume).
-
-    Streaming (streaming_export): one class of the logits and its float64 copy on the network grid,
-    the running maximum and argmax, the un-cropped segmentation and the writer's copy, plus one slab's
-    work arrays. nnU-Net's export: every class in float64 on the network grid, every class resampled
-    (fp16), one class's resampling work arrays; probabilities add float32 volumes of every class.
-    """
-    if streaming:
-        return (LOGITS_BYTES + 8) * s1 + (LOGITS_BYTES + 1) * s0 + 2 * s0 + SLAB_WORK_BYTES * min(SLAB_VOXELS, s0)
-    exporting = (8 + LOGITS_BYTES) * k * s1 + LOGITS_BYTES * k * s0 + resample_bytes * s0 + 2 * s0
-    if save_probabilities:
-        exporting += 8 * k * s0
-    return exporting
 
 
 def batch_memory_mb(per_case_mb) -> int:

@@ -1,0 +1,122 @@
+"""Benchmark: peak memory and time of nnU-Net's export against the streaming export, same case, same run.
+
+Writes random float16 logits of a K-class model on the network grid of a CT-sized case (by default
+300x512x512 at 2.5x0.7x0.7 mm, exported from a 2.0x1.5x1.5 mm grid) and its properties, then runs each
+export in a fresh Python process, measures its peak RSS, and compares the two segmentation files voxel
+for voxel. Target: streaming peak <= 1/3 of nnU-Net's for 8+ classes.
+
+    python benchmarks/export_memory.py [--classes 10] [--scratch DIR] [--separate-z]
+"""
+
+import argparse
+import pickle
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
+
+import numpy as np  # noqa: E402
+
+from nnunet_workflow import bench  # noqa: E402
+from nnunet_workflow.demo_model import prepare_demo  # noqa: E402
+from nnunet_workflow.synthetic_model import build_random_model  # noqa: E402
+
+TARGET_SPACING = (2.0, 1.5, 1.5)
+SHAPE = (300, 512, 512)          # z, y, x: nnU-Net's axis order
+SPACING = (2.5, 0.7, 0.7)
+THICK_SPACING = (6.0, 0.7, 0.7)  # --separate-z: anisotropy > 3 sends export down the separate-z path
+SHAPE_THICK = (125, 512, 512)
+
+
+def write_inputs(folder: Path, classes: int, shape, spacing) -> tuple[Path, Path]:
+    """Smooth random logits (K, *network grid) in float16, as predict saves them, and the properties."""
+    from scipy import ndimage
+
+    folder.mkdir(parents=True, exist_ok=True)
+    logits_path, properties_path = folder / "logits.npy", folder / "properties.pkl"
+    if logits_path.exists() and properties_path.exists():
+        return logits_path, properties_path
+    grid = [int(round(n * s / t)) for n, s, t in zip(shape, spacing, TARGET_SPACING)]
+    rng = np.random.default_rng(classes)
+    logits = np.empty((classes, *grid), dtype=np.float16)
+    for k in range(classes):  # smooth fields so that every class wins somewhere, with real boundaries
+        coarse = rng.normal(scale=3, size=[max(2, n // 8) for n in grid])
+        logits[k] = ndimage.zoom(coarse, [n / c for n, c in zip(grid, coarse.shape)], order=1)[
+            tuple(slice(0, n) for n in grid)]
+    np.save(logits_path, logits)
+    properties = {
+        "spacing": list(spacing), "shape_before_cropping": list(shape),
+        "bbox_used_for_cropping": [[0, n] for n in shape],
+        "shape_after_cropping_and_before_resampling": list(shape),
+        "sitk_stuff": {"spacing": tuple(reversed(spacing)), "origin": (0.0, 0.0, 0.0),
+                       "direction": (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)},
+    }
+    with open(properties_path, "wb") as handle:
+        pickle.dump(properties, handle)
+    return logits_path, properties_path
+
+
+def export_once(method: str, model_folder: str, logits_path: str, properties_path: str, output: str) -> None:
+    """One export in this process, as the workflow's export stage or nnUNetv2_predict would do it."""
+    from nnunetv2.inference.export_prediction import export_prediction_from_logits
+
+    from nnunet_workflow.model import load_model, nnunet_plans
+    from nnunet_workflow.streaming_export import NpyChannels, export_streaming
+
+    plans_manager, configuration_manager, dataset_json = nnunet_plans(load_model(model_folder))
+    with open(properties_path, "rb") as handle:
+        properties = pickle.load(handle)
+    if method == "streaming":
+        export_streaming(NpyChannels(logits_path), properties, configuration_manager, plans_manager, dataset_json,
+                         output)
+    else:
+        export_prediction_from_logits(np.load(logits_path), properties, configuration_manager, plans_manager,
+                                      dataset_json, output[: -len(".nii.gz")])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--separate-z", action="store_true", help=f"source spacing {THICK_SPACING}")
+    parser.add_argument("--scratch", type=Path, default=bench.REPO / ".benchmarks" / "export")
+    parser.add_argument("--run", nargs=4, metavar=("METHOD", "MODEL", "LOGITS", "PROPERTIES_AND_OUTPUT"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run:
+        method, model, logits, both = args.run
+        properties, output = both.split("::")
+        export_once(method, model, logits, properties, output)
+        return
+
+    import SimpleITK as sitk
+
+    scratch = args.scratch.resolve()
+    shape, spacing = (SHAPE_THICK, THICK_SPACING) if args.separate_z else (SHAPE, SPACING)
+    demo = prepare_demo(bench.REPO / ".demo")
+    model = build_random_model(demo["model"], scratch / f"model_{args.classes}", args.classes, TARGET_SPACING)
+    case = scratch / f"case_{args.classes}{'_thick' if args.separate_z else ''}"
+    logits, properties = write_inputs(case, args.classes, shape, spacing)
+    grid = list(np.load(logits, mmap_mode="r").shape)
+    rows = []
+    for method in ("nnunet", "streaming"):
+        output = case / f"{method}.nii.gz"
+        output.unlink(missing_ok=True)
+        run = bench.run_measured([sys.executable, __file__, "--run", method, model, logits, f"{properties}::{output}"],
+                                 env=bench.environment(OMP_NUM_THREADS=1))
+        if run["rc"] != 0:
+            print(run["stderr"][-3000:])
+        rows.append({"export": method, "exit": run["rc"], "seconds": run["seconds"], "peak_mb": run["peak_mb"]})
+    same = all(r["exit"] == 0 for r in rows) and np.array_equal(
+        sitk.GetArrayFromImage(sitk.ReadImage(str(case / "nnunet.nii.gz"))),
+        sitk.GetArrayFromImage(sitk.ReadImage(str(case / "streaming.nii.gz"))))
+    print(f"{args.classes} classes, logits {grid} (float16) -> {list(shape)} at {list(spacing)} mm, "
+          f"separate z: {args.separate_z}")
+    print(bench.format_table(rows))
+    if rows[0]["peak_mb"] and rows[1]["peak_mb"]:
+        print(f"streaming / nnU-Net peak: {rows[1]['peak_mb'] / rows[0]['peak_mb']:.2f}; "
+              f"time: {rows[1]['seconds'] / rows[0]['seconds']:.2f}")
+    print(f"segmentations identical: {same}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Benchmark: the memory model's estimate against the peak RSS each stage really reached.
+
+Builds random-weight nnU-Net models with 3 and 50 classes from the demo model's plans, writes a corpus
+of synthetic int16 cases from small to CT-sized (isotropic, anisotropic with the separate-z path),
+runs the workflow on them (and once more with save_probabilities, which exports through nnU-Net's own
+function), then prints estimate vs measured per case and stage and the ratio statistics.
+Target: no estimate under its measurement; median over-reservation <= 1.3x.
+
+    python benchmarks/memory_model.py [--scratch DIR] [--quick]
+
+Cases, models and runs are cached in the scratch folder; a second call only recomputes the estimates.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
+
+from nnunet_workflow import bench  # noqa: E402
+from nnunet_workflow.demo_model import prepare_demo  # noqa: E402
+from nnunet_workflow.synthetic_model import build_random_model, write_image_case  # noqa: E402
+
+# model target spacing, nnU-Net axis order (z, y, x)
+TARGET_SPACING = (2.0, 1.5, 1.5)
+# name: (size x, y, z; spacing x, y, z); all two-channel int16
+CORPUS = {
+    "small_iso": ((64, 64, 64), (1.0, 1.0, 1.0)),
+    "brain_iso": ((176, 224, 192), (1.0, 1.0, 1.0)),
+    "thick_slices": ((320, 320, 40), (0.7, 0.7, 5.0)),   # anisotropy 7: the separate-z path
+    "ct_medium": ((512, 512, 120), (0.8, 0.8, 2.0)),
+    "ct_large": ((512, 512, 300), (0.7, 0.7, 2.5)),
+}
+QUICK = ("small_iso", "thick_slices", "brain_iso")
+MODELS = {"3 classes": 3, "50 classes": 50}
+# exporting probabilities holds K float32 volumes: keep that run to the cases that fit this machine
+PROBABILITY_CASES = ("small_iso", "brain_iso", "thick_slices", "ct_medium")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scratch", type=Path, default=bench.REPO / ".benchmarks" / "memory")
+    parser.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}")
+    args = parser.parse_args()
+    scratch = args.scratch.resolve()
+    demo = prepare_demo(bench.REPO / ".demo")
+    names = QUICK if args.quick else tuple(CORPUS)
+
+    all_rows = []
+    runs = [(label, k, False, names) for label, k in MODELS.items()]
+    runs.append(("3 classes", 3, True, tuple(n for n in names if n in PROBABILITY_CASES)))
+    for label, classes, probabilities, cases in runs:
+        model = build_random_model(demo["model"], scratch / f"model_{classes}", classes, TARGET_SPACING)
+        source = scratch / ("input_" + "_".join(cases))
+        for index, name in enumerate(cases):
+            size, spacing = CORPUS[name]
+            if not (source / f"{name}_0001.nii.gz").exists():
+                write_image_case(source, name, size, spacing, channels=2, seed=index)
+        results = scratch / f"results_{classes}{'_probabilities' if probabilities else ''}_{len(cases)}"
+        if not (results / "summary.tsv").exists():
+            seconds = bench.run_workflow(model, source, results, tta=False,
+                                         save_probabilities=str(probabilities).lower())
+            print(f"ran {label}{' + probabilities' if probabilities else ''} on {len(cases)} cases: {seconds:.0f} s",
+                  flush=True)
+        rows = bench.stage_memory(results, model, save_probabilities=probabilities)
+        for row in rows:
+            row["model"] = label + (" +prob" if probabilities else "")
+        all_rows += rows
+
+    columns = ["model", "case", "stage", "voxels", "voxels_resampled", "separate_z", "estimate_mb",
+               "measured_mb", "ratio", "seconds"]
+    print("\nEstimate vs measured peak RSS of each stage's worker (MB)")
+    print(bench.format_table(all_rows, columns))
+    print("\nRatio estimate / measured (target: under = 0, median <= 1.3)")
+    print(bench.format_table(bench.ratio_summary(all_rows)))
+
+
+if __name__ == "__main__":
+    main()

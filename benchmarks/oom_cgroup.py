@@ -1,0 +1,161 @@
+"""Benchmark: "Background workers died" under a real memory cap, and the workflow finishing the same cases.
+
+Under a cgroup (v1 memory controller, needs root) capped at --limit-gb, runs on the same CT-sized cases
+(default 4 x 512x512x300 int16 at 0.7x0.7x2.5 mm, 2 channels, a 3-class model with target spacing
+4 mm; random weights):
+  1. `nnUNetv2_predict_from_modelfolder` with its defaults (-npp 3 -nps 3),
+  2. the same with `-npp 1 -nps 1`,
+  3. this workflow, `snakemake --cores 2`, given no budget (it derives one from the cgroup's limit),
+and an uncapped `nnUNetv2_predict_from_modelfolder` as the reference. Prints for each: cases finished
+and failed, the error text, wall time and the cgroup's peak memory; then whether the workflow's outputs
+equal the uncapped reference voxel for voxel.
+
+    sudo python benchmarks/oom_cgroup.py [--limit-gb 6.5] [--cases 4] [--scratch DIR]
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
+
+from nnunet_workflow import bench  # noqa: E402
+from nnunet_workflow.demo_model import prepare_demo  # noqa: E402
+from nnunet_workflow.synthetic_model import build_random_model, write_image_case  # noqa: E402
+
+CGROUP_ROOT = Path("/sys/fs/cgroup/memory")
+TARGET_SPACING = (4.0, 4.0, 4.0)
+SIZE, SPACING = (512, 512, 300), (0.7, 0.7, 2.5)
+TIMEOUT_S = 3600
+ERROR_MARKERS = ("Background workers died", "RuntimeError", "MemoryError", "Killed", "out of memory")
+
+
+class Cgroup:
+    """A cgroup v1 memory group with a hard limit; commands run inside it, its peak usage is read back."""
+
+    def __init__(self, name: str, limit_bytes: int):
+        if not (CGROUP_ROOT / "memory.limit_in_bytes").exists():
+            sys.exit(f"needs the cgroup v1 memory controller at {CGROUP_ROOT} (and root)")
+        self.path = CGROUP_ROOT / name
+        self.path.mkdir(exist_ok=True)
+        (self.path / "memory.limit_in_bytes").write_text(str(limit_bytes))
+        swap = self.path / "memory.memsw.limit_in_bytes"
+        if swap.exists():
+            swap.write_text(str(limit_bytes))
+
+    def run(self, command, cwd, env, log: Path) -> dict:
+        (self.path / "memory.max_usage_in_bytes").write_text("0")
+        inside = ["sh", "-c", f'echo $$ > {self.path}/cgroup.procs && exec "$@"', "cgroup", *map(str, command)]
+        started = time.perf_counter()
+        with open(log, "w") as out:
+            process = subprocess.Popen(inside, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+            try:
+                rc = process.wait(timeout=TIMEOUT_S)
+            except subprocess.TimeoutExpired:  # a run that hangs after losing a worker counts as failed
+                os.killpg(process.pid, 9)
+                process.wait()
+                rc = f"timeout {TIMEOUT_S} s"
+        return {"rc": rc, "seconds": round(time.perf_counter() - started),
+                "peak_mb": int((self.path / "memory.max_usage_in_bytes").read_text()) // (1024 * 1024)}
+
+    def remove(self) -> None:
+        for _ in range(50):
+            try:
+                self.path.rmdir()
+                return
+            except OSError:  # processes still leaving
+                time.sleep(0.2)
+
+
+def first_error(log: Path) -> str:
+    lines = log.read_text(errors="replace").splitlines()
+    for marker in ERROR_MARKERS:
+        for line in lines:
+            if marker in line:
+                return line.strip()[:140]
+    return ""
+
+
+def outputs(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.nii.gz")) if folder.exists() else []
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--limit-gb", type=float, default=6.5)
+    parser.add_argument("--cases", type=int, default=4)
+    parser.add_argument("--scratch", type=Path, default=bench.REPO / ".benchmarks" / "oom")
+    args = parser.parse_args()
+    scratch = args.scratch.resolve()
+    demo = prepare_demo(bench.REPO / ".demo")
+    model = build_random_model(demo["model"], scratch / "model", 3, TARGET_SPACING)
+    source = scratch / "input"
+    names = [f"ct_{i:02d}" for i in range(args.cases)]
+    for index, name in enumerate(names):
+        if not (source / f"{name}_0001.nii.gz").exists():
+            write_image_case(source, name, SIZE, SPACING, channels=2, seed=index)
+    env = bench.environment(nnUNet_raw=scratch, nnUNet_preprocessed=scratch, nnUNet_results=scratch)
+    predict = [bench.BIN / "nnUNetv2_predict_from_modelfolder", "-i", source, "-m", model, "-f", "0",
+               "-device", "cpu", "--disable_tta"]
+
+    reference = scratch / "reference"
+    if len(outputs(reference)) < len(names):
+        shutil.rmtree(reference, ignore_errors=True)
+        started = time.perf_counter()
+        subprocess.run([*predict, "-o", reference], env=env, check=True, capture_output=True)
+        print(f"uncapped reference: {time.perf_counter() - started:.0f} s", flush=True)
+
+    limit = int(args.limit_gb * 1024**3)
+    group = Cgroup(f"nnunet_bench_{os.getpid()}", limit)
+    rows = []
+    try:
+        runs = [("nnUNetv2_predict (defaults)", predict, "nnunet_default"),
+                ("nnUNetv2_predict -npp 1 -nps 1", [*predict, "-npp", "1", "-nps", "1"], "nnunet_npp1"),
+                ("workflow (snakemake --cores 2)", None, "workflow")]
+        for label, command, name in runs:
+            out = scratch / name
+            shutil.rmtree(out, ignore_errors=True)
+            log = scratch / f"{name}.log"
+            if command is None:
+                command = [bench.BIN / "snakemake", "--cores", "2", "--config", f"model={model}",
+                           f"input={source}", f"results={out}", "tta=false"]
+                run = group.run(command, bench.REPO, env, log)
+            else:
+                run = group.run([*command, "-o", out], scratch, env, log)
+            finished = [p for p in outputs(out) if (reference / p.name).exists()]
+            rows.append({"run": label, "limit_gb": args.limit_gb, "exit": run["rc"], "finished": len(finished),
+                         "failed": len(names) - len(finished), "seconds": run["seconds"],
+                         "peak_mb": run["peak_mb"], "error": first_error(log)})
+            print(f"{label}: exit {run['rc']}, {len(finished)}/{len(names)} finished", flush=True)
+    finally:
+        group.remove()
+
+    print(f"\n{len(names)} cases {SIZE[0]}x{SIZE[1]}x{SIZE[2]} at {SPACING} mm, 2 channels int16; "
+          f"3-class model, target spacing {TARGET_SPACING} mm; cgroup limit {args.limit_gb} GB")
+    print(bench.format_table(rows))
+    import numpy as np
+    import SimpleITK as sitk
+
+    workflow_outputs = outputs(scratch / "workflow")
+    identical = len(workflow_outputs) == len(names) and all(
+        np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(p))),
+                       sitk.GetArrayFromImage(sitk.ReadImage(str(reference / p.name))))
+        for p in workflow_outputs)
+    print(f"workflow outputs identical to the uncapped nnUNetv2_predict: {identical} "
+          f"({len(workflow_outputs)} of {len(names)} cases)")
+    summary = scratch / "workflow" / "summary.tsv"
+    if summary.exists():
+        print("\nworkflow summary (peak MB per stage):")
+        import pandas as pd
+
+        table = pd.read_csv(summary, sep="\t")
+        print(table[["case", "status"] + [c for c in table.columns if c.endswith("_peak_mb")]].to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

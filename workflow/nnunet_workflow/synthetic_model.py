@@ -1,0 +1,81 @@
+"""Models and images for the benchmarks: an nnU-Net v2 model folder with random weights and any number
+of classes and target spacing, made from the demo model's real nnU-Net plans, and large synthetic
+CT-like images. Memory and time do not depend on what a network has learned, only on its shape."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+CONFIGURATION = "3d_fullres"
+TRAINER = "nnUNetTrainer"
+
+
+def build_random_model(template: Path, destination: Path, num_classes: int, target_spacing, seed: int = 0) -> Path:
+    """Write a trained-model folder (dataset.json, plans.json, fold_0/checkpoint_final.pth) beside nothing else.
+
+    `template` is a real model folder whose plans are kept but for the target spacing (z, y, x) and
+    the axis transposition (none); the labels become background + num_classes-1 classes. Returns the model folder.
+    """
+    import torch
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    template, destination = Path(template), Path(destination)
+    folder = destination / f"{TRAINER}__nnUNetPlans__{CONFIGURATION}"
+    if (folder / "fold_0" / "checkpoint_final.pth").is_file():
+        return folder
+    scratch = destination / f".{folder.name}.partial"
+    shutil.rmtree(scratch, ignore_errors=True)
+    (scratch / "fold_0").mkdir(parents=True)
+    dataset = json.loads((template / "dataset.json").read_text())
+    dataset["labels"] = {"background": 0, **{f"class_{i}": i for i in range(1, num_classes)}}
+    plans = json.loads((template / "plans.json").read_text())
+    plans["configurations"][CONFIGURATION]["spacing"] = [float(s) for s in target_spacing]
+    # no axis transposition: target_spacing is then in the images' array order (z, y, x)
+    plans["transpose_forward"] = plans["transpose_backward"] = [0, 1, 2]
+    (scratch / "dataset.json").write_text(json.dumps(dataset, indent=2))
+    (scratch / "plans.json").write_text(json.dumps(plans, indent=2))
+
+    plans_manager = PlansManager(plans)
+    torch.manual_seed(seed)
+    network = nnUNetTrainer.build_network_architecture(
+        plans_manager, plans_manager.get_configuration(CONFIGURATION), len(dataset["channel_names"]),
+        plans_manager.get_label_manager(dataset).num_segmentation_heads, enable_deep_supervision=False)
+    torch.save({"network_weights": network.state_dict(), "trainer_name": TRAINER,
+                "init_args": {"configuration": CONFIGURATION},
+                "inference_allowed_mirroring_axes": (0, 1, 2)},
+               scratch / "fold_0" / "checkpoint_final.pth")
+    shutil.rmtree(folder, ignore_errors=True)
+    scratch.rename(folder)
+    return folder
+
+
+def write_image_case(folder: Path, case: str, size_xyz, spacing_xyz, channels: int, file_ending=".nii.gz",
+                     seed: int = 0) -> list[Path]:
+    """Write one int16 case of the given (x, y, z) size and spacing, nonzero everywhere (so nnU-Net's
+    crop to nonzero keeps the whole volume: the worst case for memory), with a few bright blobs."""
+    import SimpleITK as sitk
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    shape_zyx = tuple(int(n) for n in reversed(size_xyz))
+    paths = []
+    grids = np.ogrid[tuple(slice(0, n) for n in shape_zyx)]
+    for channel in range(channels):
+        volume = rng.integers(50, 150, size=shape_zyx, dtype=np.int16)
+        for _ in range(3):
+            centre = [rng.integers(n // 4, max(n // 4 + 1, 3 * n // 4)) for n in shape_zyx]
+            radius = max(2, min(shape_zyx) // 6)
+            inside = sum(((g - c) / radius) ** 2 for g, c in zip(grids, centre)) <= 1
+            volume[inside] += np.int16(600 + 200 * channel)
+        image = sitk.GetImageFromArray(volume)
+        image.SetSpacing([float(s) for s in spacing_xyz])
+        path = folder / f"{case}_{channel:04d}{file_ending}"
+        sitk.WriteImage(image, str(path), useCompression=True)
+        paths.append(path)
+    return paths
