@@ -5,7 +5,7 @@ Writes random float16 logits of a K-class model on the network grid of a CT-size
 export in a fresh Python process, measures its peak RSS, and compares the two segmentation files voxel
 for voxel. Target: streaming peak <= 1/3 of nnU-Net's for 8+ classes.
 
-    python benchmarks/export_memory.py [--classes 10] [--scratch DIR] [--separate-z]
+    python benchmarks/export_memory.py [--classes 10] [--scratch DIR] [--joint]
 """
 
 import argparse
@@ -19,13 +19,14 @@ import numpy as np  # noqa: E402
 
 from nnunet_workflow import bench  # noqa: E402
 from nnunet_workflow.demo_model import prepare_demo  # noqa: E402
+from nnunet_workflow.memory import separate_z  # noqa: E402
 from nnunet_workflow.synthetic_model import build_random_model  # noqa: E402
 
 TARGET_SPACING = (2.0, 1.5, 1.5)
 SHAPE = (300, 512, 512)          # z, y, x: nnU-Net's axis order
 SPACING = (2.5, 0.7, 0.7)
-THICK_SPACING = (6.0, 0.7, 0.7)  # --separate-z: anisotropy > 3 sends export down the separate-z path
-SHAPE_THICK = (125, 512, 512)
+# anisotropy 2.5 / 0.7 = 3.6 > 3: nnU-Net takes its separate-z path; --joint uses 2.0 mm slices instead
+JOINT_SPACING = (2.0, 0.7, 0.7)
 
 
 def write_inputs(folder: Path, classes: int, shape, spacing) -> tuple[Path, Path]:
@@ -77,7 +78,7 @@ def export_once(method: str, model_folder: str, logits_path: str, properties_pat
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--separate-z", action="store_true", help=f"source spacing {THICK_SPACING}")
+    parser.add_argument("--joint", action="store_true", help=f"source spacing {JOINT_SPACING} (no separate z)")
     parser.add_argument("--scratch", type=Path, default=bench.REPO / ".benchmarks" / "export")
     parser.add_argument("--run", nargs=4, metavar=("METHOD", "MODEL", "LOGITS", "PROPERTIES_AND_OUTPUT"),
                         help=argparse.SUPPRESS)
@@ -91,10 +92,10 @@ def main() -> None:
     import SimpleITK as sitk
 
     scratch = args.scratch.resolve()
-    shape, spacing = (SHAPE_THICK, THICK_SPACING) if args.separate_z else (SHAPE, SPACING)
+    shape, spacing = SHAPE, (JOINT_SPACING if args.joint else SPACING)
     demo = prepare_demo(bench.REPO / ".demo")
     model = build_random_model(demo["model"], scratch / f"model_{args.classes}", args.classes, TARGET_SPACING)
-    case = scratch / f"case_{args.classes}{'_thick' if args.separate_z else ''}"
+    case = scratch / f"case_{args.classes}{'_joint' if args.joint else ''}"
     logits, properties = write_inputs(case, args.classes, shape, spacing)
     grid = list(np.load(logits, mmap_mode="r").shape)
     rows = []
@@ -110,7 +111,7 @@ def main() -> None:
         sitk.GetArrayFromImage(sitk.ReadImage(str(case / "nnunet.nii.gz"))),
         sitk.GetArrayFromImage(sitk.ReadImage(str(case / "streaming.nii.gz"))))
     print(f"{args.classes} classes, logits {grid} (float16) -> {list(shape)} at {list(spacing)} mm, "
-          f"separate z: {args.separate_z}")
+          f"separate z: {separate_z(spacing, TARGET_SPACING)}")
     print(bench.format_table(rows))
     if rows[0]["peak_mb"] and rows[1]["peak_mb"]:
         print(f"streaming / nnU-Net peak: {rows[1]['peak_mb'] / rows[0]['peak_mb']:.2f}; "

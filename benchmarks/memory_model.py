@@ -21,8 +21,9 @@ from nnunet_workflow import bench  # noqa: E402
 from nnunet_workflow.demo_model import prepare_demo  # noqa: E402
 from nnunet_workflow.synthetic_model import build_random_model, write_image_case  # noqa: E402
 
-# model target spacing, nnU-Net axis order (z, y, x)
+# model target spacing, nnU-Net axis order (z, y, x); a coarse model sees few target voxels per case
 TARGET_SPACING = (2.0, 1.5, 1.5)
+COARSE_SPACING = (4.0, 4.0, 4.0)
 # name: (size x, y, z; spacing x, y, z); all two-channel int16
 CORPUS = {
     "small_iso": ((64, 64, 64), (1.0, 1.0, 1.0)),
@@ -32,7 +33,8 @@ CORPUS = {
     "ct_large": ((512, 512, 300), (0.7, 0.7, 2.5)),
 }
 QUICK = ("small_iso", "thick_slices", "brain_iso")
-MODELS = {"3 classes": 3, "50 classes": 50}
+MODELS = {"3 classes": (3, TARGET_SPACING), "50 classes": (50, TARGET_SPACING)}
+COARSE_CASES = ("ct_large", "thick_slices")
 # exporting probabilities holds K float32 volumes: keep that run to the cases that fit this machine
 PROBABILITY_CASES = ("small_iso", "brain_iso", "thick_slices", "ct_medium")
 
@@ -47,16 +49,18 @@ def main() -> None:
     names = QUICK if args.quick else tuple(CORPUS)
 
     all_rows = []
-    runs = [(label, k, False, names) for label, k in MODELS.items()]
-    runs.append(("3 classes", 3, True, tuple(n for n in names if n in PROBABILITY_CASES)))
-    for label, classes, probabilities, cases in runs:
-        model = build_random_model(demo["model"], scratch / f"model_{classes}", classes, TARGET_SPACING)
+    runs = [(label, k, spacing, False, names) for label, (k, spacing) in MODELS.items()]
+    runs.append(("3 classes", 3, TARGET_SPACING, True, tuple(n for n in names if n in PROBABILITY_CASES)))
+    runs.append(("3 classes 4 mm", 3, COARSE_SPACING, False, tuple(n for n in names if n in COARSE_CASES)))
+    for label, classes, spacing, probabilities, cases in runs:
+        suffix = "" if spacing == TARGET_SPACING else "_coarse"
+        model = build_random_model(demo["model"], scratch / f"model_{classes}{suffix}", classes, spacing)
         source = scratch / ("input_" + "_".join(cases))
         for index, name in enumerate(cases):
-            size, spacing = CORPUS[name]
+            size, voxel_spacing = CORPUS[name]
             if not (source / f"{name}_0001.nii.gz").exists():
-                write_image_case(source, name, size, spacing, channels=2, seed=index)
-        results = scratch / f"results_{classes}{'_probabilities' if probabilities else ''}_{len(cases)}"
+                write_image_case(source, name, size, voxel_spacing, channels=2, seed=index)
+        results = scratch / f"results_{classes}{suffix}{'_probabilities' if probabilities else ''}_{len(cases)}"
         if not (results / "summary.tsv").exists():
             seconds = bench.run_workflow(model, source, results, tta=False,
                                          save_probabilities=str(probabilities).lower())
