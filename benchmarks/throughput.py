@@ -60,7 +60,7 @@ def main() -> None:
     bench.run_workflow(model, source, ours, cores=args.cores, tta=str(args.tta).lower(), device="cpu")
     workflow_seconds = time.perf_counter() - started
 
-    batches = [json.loads(p.read_text()) for p in (ours / "work").glob("batches/*.json")]
+    batches = [json.loads(p.read_text()) for p in (ours / "work").glob("batches/*.predict.json")]
     loads = sum(b.get("model_loads", 0) for b in batches)
     import SimpleITK as sitk
 

@@ -56,7 +56,7 @@ def test_invalid_case_and_killed_batch_mate_do_not_stop_the_others(demo, referen
             assert rows[case]["status"] == "done"
             assert_same_image(failed_run / f"{case}.nii.gz", reference / f"{case}.nii.gz")
     assert not (failed_run / f"{victim}.nii.gz").exists() and not (failed_run / "bad.nii.gz").exists()
-    batch = pd.read_json(failed_run / "work" / "batches" / f"{killed['batch']}.json", typ="series")
+    batch = pd.read_json(failed_run / "work" / "batches" / f"{killed['batch']}.predict.json", typ="series")
     assert len(batch["cases"]) == 4 and batch["model_loads"] == 2  # the worker was restarted once
 
 

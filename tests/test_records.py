@@ -23,3 +23,18 @@ def test_records_round_trip_and_skip_names_the_upstream_stage(tmp_path):
     assert read_json(tmp_path / "r.json") == failed | {"seconds": 0.123}
     skipped = skipped_record("preprocess", "c1", failed)
     assert skipped["status"] == "skipped" and skipped["message"] == "not run: validate failed"
+
+
+def test_leftovers_of_killed_writers_are_removed_and_nothing_else(tmp_path):
+    from nnunet_workflow.records import remove_partial_files
+
+    (tmp_path / "work" / "c1" / "a1").mkdir(parents=True)
+    (tmp_path / "work" / "c1" / "a1" / ".validate.json.x1.part").write_text("{")  # atomic_path's temp file
+    export_temp = tmp_path / ".c1.nii.gz.part.k2j3"  # export's temporary folder, with nnU-Net's file in it
+    export_temp.mkdir()
+    (export_temp / "case.nii.gz").write_bytes(b"half")
+    keep = [tmp_path / "c2.nii.gz", tmp_path / "work" / "c1" / "a1" / "validate.json", tmp_path / ".hidden"]
+    for path in keep:
+        path.write_text("done")
+    assert remove_partial_files(tmp_path) == 2
+    assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == sorted(keep)

@@ -78,3 +78,38 @@ def test_a_killed_task_restarts_the_worker_and_the_next_task_runs():
     assert [o.status for o in outcomes] == ["done", "done", "failed", "done"]
     assert outcomes[3].result == {"y": 6, "state": "model"}
     assert worker.starts == 2
+
+
+def say(state, word):
+    print(f"case {word}", flush=True)
+    return {}
+
+
+def keep(state, megabytes):
+    """Allocate and keep memory in the worker (as an allocator may keep what a large case freed)."""
+    state.append(bytearray(megabytes * 1024 * 1024))
+    state[-1][::4096] = b"\1" * len(state[-1][::4096])
+    return {}
+
+
+def test_each_task_writes_its_own_log(tmp_path):
+    worker = Worker(say, setup=lambda: print("setup", flush=True), log_path=tmp_path / "batch.log")
+    try:
+        for word in ("a", "b"):
+            assert worker.run((word,), 10, log_path=tmp_path / f"{word}.log").ok
+    finally:
+        worker.close()
+    assert (tmp_path / "batch.log").read_text() == "setup\n"
+    assert (tmp_path / "a.log").read_text() == "case a\n" and (tmp_path / "b.log").read_text() == "case b\n"
+    assert worker.starts == 1
+
+
+def test_a_worker_left_holding_memory_is_replaced():
+    worker = Worker(keep, setup=list)
+    try:
+        assert worker.run((1,), 10).ok and worker.process is not None  # a little: the same worker goes on
+        assert worker.run((400,), 10).ok and worker.process is None  # holds 400 MB more: replaced
+        assert worker.run((1,), 10).ok
+    finally:
+        worker.close()
+    assert worker.starts == 2

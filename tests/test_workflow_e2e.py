@@ -50,11 +50,23 @@ def test_summary_lists_every_case_done_with_times_and_memory(demo, default_run):
 
 def test_model_is_loaded_once_per_batch(demo, default_run):
     layout = Layout(default_run / "results")
-    records = [json.loads(p.read_text()) for p in sorted((layout.results / "work" / "batches").glob("*.json"))]
+    records = [json.loads(p.read_text()) for p in sorted((layout.results / "work" / "batches").glob("*.predict.json"))]
     assert sorted(len(r["cases"]) for r in records) == [len(demo["cases"]) - 4, 4]
     assert [r["model_loads"] for r in records] == [1, 1]
     logs = [layout.log("predict", r["batch"]).read_text() for r in records]
     assert [log.count("model loaded from") for log in logs] == [1, 1]
+
+
+def test_every_stage_runs_one_job_and_one_worker_per_batch(demo, default_run):
+    """validate, preprocess and export serve a whole batch in one job: nnU-Net is imported once per batch,
+    and each case still has its own record and log."""
+    layout = Layout(default_run / "results")
+    for stage in ("validate", "preprocess", "export"):
+        records = [json.loads(p.read_text()) for p in (layout.results / "work" / "batches").glob(f"*.{stage}.json")]
+        assert sorted(len(r["cases"]) for r in records) == [len(demo["cases"]) - 4, 4]
+        assert [r["worker_starts"] for r in records] == [1, 1]
+        for case in demo["cases"]:
+            assert layout.record(stage, case, "a1").is_file() and layout.log(stage, case, "a1").is_file()
 
 
 def test_intermediates_are_removed_after_export(default_run):

@@ -1,5 +1,5 @@
 """The run plan, made at parse time from what is on disk (read-only): which attempt each case is at,
-which cases still need work, and which of those form each predict batch.
+which cases still need work, and which of those form each batch (one job per batch and stage).
 
 Finished cases are not in any batch and run no job. A case whose last attempt failed gets a new
 attempt, with more memory reserved for the stage that ran out of it. The main Snakemake process

@@ -6,15 +6,14 @@ batch goes on with the next case.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
+from .batch import run_batch
 from .job import CaseJob
 from .model import ModelInfo
 from .records import atomic_path, is_done
-from .supervise import Worker
 
 
 @dataclass(frozen=True)
@@ -87,18 +86,14 @@ def predict_batch(batch: str, jobs: dict[str, CaseJob], preprocessed: dict[str, 
     `jobs`, `preprocessed` and `timeouts` map each case id to its job, preprocess record and seconds.
     """
     model = next(iter(jobs.values())).model
-    worker = Worker(predict_one, setup=lambda: load_predictor(model, options), log_path=log_path,
-                    reserved_mb=reserved_mb)
-    records = {}
-    try:
-        for case, job in jobs.items():
-            upstream = preprocessed[case]
-            if not is_done(upstream):
-                records[case] = job.skipped("predict", upstream)
-                continue
-            paths = job.layout.preprocessed(case, job.attempt), job.layout.logits(case, job.attempt)
-            outcome = worker.run((case, *map(str, paths)), timeouts[case], job.fault)
-            records[case] = job.record("predict", outcome, batch=batch)
-    finally:
-        worker.close()
-    return {"batch": batch, "model_loads": worker.starts, "pid": os.getpid(), "cases": records}
+
+    def prepare(case: str, job: CaseJob):
+        if not is_done(preprocessed[case]):
+            return job.skipped("predict", preprocessed[case])
+        paths = job.layout.preprocessed(case, job.attempt), job.layout.logits(case, job.attempt)
+        return (case, *map(str, paths)), timeouts[case]
+
+    record = run_batch("predict", jobs, prepare, predict_one, setup=lambda: load_predictor(model, options),
+                       log_path=log_path, reserved_mb=reserved_mb, batch=batch)
+    record["model_loads"] = record["worker_starts"]
+    return record

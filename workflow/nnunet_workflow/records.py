@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,10 +36,14 @@ def atomic_path(final_path, suffix=""):
 
 
 def remove_partial_files(folder) -> int:
-    """Delete temporary files that a killed writer left behind (never a final path); returns how many."""
+    """Delete temporary files and folders that a killed writer left behind (never a final path);
+    returns how many."""
     removed = 0
-    for path in Path(folder).rglob(".*.part*"):
-        if path.is_file():
+    for path in sorted(Path(folder).rglob(".*.part*"), key=lambda p: len(p.parts)):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+        elif path.is_file():
             path.unlink()
             removed += 1
     return removed

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from .batch import fresh_log
 from .cases import Case
-from .export import export_case
+from .export import export_batch
 from .job import CaseJob
 from .layout import Layout
 from .model import load_model
 from .predict import PredictOptions, predict_batch
-from .preprocess import preprocess_case
+from .preprocess import preprocess_batch
 from .provenance import provenance_key
 from .records import read_json, write_json
 from .summary import brief, write_summary
-from .validate import validate_case
+from .validate import validate_batch
 
 
 def model_from_config(config: dict):
@@ -29,68 +28,71 @@ def fault_for(config: dict, case: str, stage: str) -> str | None:
 
 
 def _fresh_log(smk) -> str:
-    path = Path(smk.log[0])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("")
-    return str(path)
+    return fresh_log(smk.log[0])
 
 
-def _case_job(smk, stage: str, model=None, **overrides) -> CaseJob:
+def _batch_jobs(smk, stage: str, model) -> dict[str, CaseJob]:
+    """The CaseJob of every case of the batch, each with its own log file."""
     config = smk.config
-    model = model or model_from_config(config)
-    settings = dict(
-        case=smk.wildcards.case, attempt=smk.wildcards.attempt, model=model, layout=Layout(config["results"]),
-        provenance=provenance_key(model, config), log_path=_fresh_log(smk),
-        fault=fault_for(config, smk.wildcards.case, stage), reserved_mb=smk.resources.mem_mb,
-    )
-    return CaseJob(**{**settings, **overrides})
+    layout, provenance = Layout(config["results"]), provenance_key(model, config)
+    return {
+        case: CaseJob(case, attempt, model, layout, provenance, str(layout.log(stage, case, attempt)),
+                      fault_for(config, case, stage), smk.resources.mem_mb)
+        for case, attempt in smk.params.attempts.items()
+    }
 
 
-def _finish(smk, record: dict) -> None:
-    write_json(smk.output.record, record)
+def _cases_of(path) -> dict[str, dict]:
+    """The case records held by a batch record."""
+    return read_json(path)["cases"]
+
+
+def _finish_batch(smk, record: dict) -> None:
+    """Write each case's stage record beside its other records, then the batch record (the rule's output)."""
+    layout = Layout(smk.config["results"])
+    for case, case_record in record["cases"].items():
+        write_json(layout.record(record["stage"], case, smk.params.attempts[case]), case_record)
+    write_json(smk.output.record, {**record, "batch": smk.wildcards.batch})
     with open(smk.log[0], "a") as log:
-        log.write(f"{record['stage']} {record['case']}: {record['status']} {record.get('kind') or ''} "
-                  f"{record.get('message') or ''}\n")
+        for case, case_record in record["cases"].items():
+            log.write(f"{record['stage']} {case}: {case_record['status']} {case_record.get('kind') or ''} "
+                      f"{case_record.get('message') or ''}\n")
 
 
 def run_validate(smk) -> None:
-    job = _case_job(smk, "validate")
-    case = Case(job.case, {int(k): v for k, v in smk.params.channels.items()})
-    _finish(smk, validate_case(case, job, smk.config["save_probabilities"], smk.params.max_job_mb))
+    log = _fresh_log(smk)
+    model = model_from_config(smk.config)
+    jobs = _batch_jobs(smk, "validate", model)
+    cases = {case: Case(case, {int(k): v for k, v in smk.params.channels[case].items()}) for case in jobs}
+    _finish_batch(smk, validate_batch(cases, jobs, smk.config["save_probabilities"], smk.params.max_job_mb,
+                                      log, smk.resources.mem_mb))
 
 
 def run_preprocess(smk) -> None:
-    _finish(smk, preprocess_case(_case_job(smk, "preprocess"), read_json(smk.input.validated)))
+    log = _fresh_log(smk)
+    jobs = _batch_jobs(smk, "preprocess", model_from_config(smk.config))
+    _finish_batch(smk, preprocess_batch(jobs, _cases_of(smk.input.validated), log, smk.resources.mem_mb))
 
 
 def run_predict(smk) -> None:
-    """Predict a batch; also writes each case's predict record beside its other records."""
+    """Predict a batch with one model load."""
     log = _fresh_log(smk)
     config = smk.config
-    model = model_from_config(config)
-    layout, provenance = Layout(config["results"]), provenance_key(model, config)
-    attempts = smk.params.attempts
-    jobs = {
-        case: CaseJob(case, attempt, model, layout, provenance, log, fault_for(config, case, "predict"),
-                      smk.resources.mem_mb)
-        for case, attempt in attempts.items()
-    }
-    preprocessed = {case: read_json(layout.record("preprocess", case, a)) for case, a in attempts.items()}
-    validated = {case: read_json(layout.record("validate", case, a)) for case, a in attempts.items()}
+    jobs = _batch_jobs(smk, "predict", model_from_config(config))
+    validated = _cases_of(smk.input.validated)
     timeouts = {case: record.get("estimates", {}).get("predict_timeout_s") for case, record in validated.items()}
     options = PredictOptions(config["step_size"], config["tta"], config["device"], smk.threads)
-    batch = predict_batch(smk.wildcards.batch, jobs, preprocessed, options, timeouts, log, smk.resources.mem_mb)
-    for case, record in batch["cases"].items():
-        write_json(layout.record("predict", case, attempts[case]), record)
-    write_json(smk.output.record, batch)
+    _finish_batch(smk, predict_batch(smk.wildcards.batch, jobs, _cases_of(smk.input.preprocessed), options,
+                                     timeouts, log, smk.resources.mem_mb))
 
 
 def run_export(smk) -> None:
-    job = _case_job(smk, "export")
-    predicted = read_json(job.layout.record("predict", job.case, job.attempt))
-    record = export_case(job, predicted, read_json(smk.input.validated), smk.config["save_probabilities"],
-                         smk.config["keep_intermediates"])
-    _finish(smk, record)
+    log = _fresh_log(smk)
+    config = smk.config
+    jobs = _batch_jobs(smk, "export", model_from_config(config))
+    _finish_batch(smk, export_batch(jobs, _cases_of(smk.input.predicted), _cases_of(smk.input.validated),
+                                    config["save_probabilities"], config["keep_intermediates"], log,
+                                    smk.resources.mem_mb))
 
 
 def run_summary(smk) -> None:

@@ -26,7 +26,7 @@ def case_row(case: str, attempt: str, layout: Layout) -> dict:
             row["warnings"] = "; ".join(record.get("warnings", [])) if record else ""
         if row["status"] != PENDING or record is None:
             continue
-        row["log"] = str(layout.log(stage, row["batch"]) if stage == "predict" else layout.log(stage, case, attempt))
+        row["log"] = str(layout.log(stage, case, attempt))
         if record["status"] != DONE:
             kind = record.get("kind") or "error"
             row.update(status=FAILED, stage=stage, kind=kind, message=record.get("message", ""))

@@ -20,6 +20,8 @@ from .records import DONE, FAILED
 POLL_SECONDS = 0.1
 # A worker SIGKILLed at or above this share of its reserved memory is reported as out of memory.
 OOM_SHARE = 0.9
+# A persistent worker holding this much more than after its setup once a task is done is replaced.
+RECYCLE_SLACK_MB = 256
 FAULTS = ("kill", "oom", "raise")
 
 
@@ -53,6 +55,18 @@ def peak_rss_mb(pid="self") -> float | None:
         with open(f"/proc/{pid}/status") as status:
             for line in status:
                 if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return None
+
+
+def resident_mb(pid="self") -> float | None:
+    """Resident memory (VmRSS) of a process in MB now, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
                     return int(line.split()[1]) / 1024
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
@@ -119,14 +133,22 @@ def _die_with_parent() -> None:
         pass
 
 
+def _output_to(log_path) -> None:
+    """Send this process's stdout and stderr (Python's and the C level's) to the end of a log file."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
+
+
 def _child_main(connection, setup, handle, log_path):
     _die_with_parent()
     if log_path is not None:
-        log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        sys.stdout = open(1, "w", buffering=1, closefd=False)
-        sys.stderr = open(2, "w", buffering=1, closefd=False)
+        _output_to(log_path)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     state = None
     try:
@@ -140,7 +162,9 @@ def _child_main(connection, setup, handle, log_path):
         message = connection.recv()
         if message is None:
             return
-        fault, task = message
+        fault, task, task_log = message
+        if task_log is not None:
+            _output_to(task_log)
         _reset_peak_rss()
         try:
             if fault:
@@ -159,7 +183,9 @@ class Worker:
     """A forked child that runs `setup()` once, then `handle(state, *task)` for each task it is given.
 
     If the child dies or overruns a timeout, that task fails with kind `killed`/`out_of_memory` or
-    `timeout`, and the next task starts a fresh child (running `setup` again).
+    `timeout`, and the next task starts a fresh child (running `setup` again). A child that still holds
+    more than `RECYCLE_SLACK_MB` beyond what it held after `setup` once a task is done (memory the
+    allocator kept after a large case) is replaced too, so the next case starts from a clean base.
     """
 
     def __init__(self, handle, setup=None, log_path=None, setup_timeout_s=600, reserved_mb=None):
@@ -169,6 +195,7 @@ class Worker:
         self.process = None
         self.connection = None
         self.starts = 0
+        self.base_mb = None
 
     def _start(self) -> Outcome | None:
         context = multiprocessing.get_context("fork")
@@ -186,6 +213,7 @@ class Worker:
         if tag == "setup_failed":
             self.close()
             return Outcome(FAILED, kind=payload[0], message=f"worker setup failed: {payload[1]}")
+        self.base_mb = resident_mb(self.process.pid)
         return None
 
     def _wait(self, started: float, timeout_s: float, peak: float | None = None):
@@ -217,21 +245,25 @@ class Worker:
             message += f" at {peak:.0f} MB of {self.reserved_mb} MB reserved"
         return Outcome(FAILED, kind=kind, message=message, seconds=elapsed, peak_rss_mb=peak)
 
-    def run(self, task: tuple, timeout_s: float, fault: str | None = None) -> Outcome:
-        """Run one task in the child, starting one if needed; `fault` is injected first (tests only)."""
+    def run(self, task: tuple, timeout_s: float, fault: str | None = None, log_path=None) -> Outcome:
+        """Run one task in the child, starting one if needed; `fault` is injected first (tests only).
+        The task's output goes to `log_path` when given (and stays there for later tasks until another)."""
         if self.process is None:
             failed_start = self._start()
             if failed_start is not None:
                 return failed_start
         started = time.monotonic()
         resident = peak_rss_mb(self.process.pid)  # a worker killed at once still reports what it held
-        self.connection.send((fault, task))
+        self.connection.send((fault, task, None if log_path is None else str(log_path)))
         reply = self._wait(started, timeout_s, resident)
         seconds = time.monotonic() - started
         if isinstance(reply, Outcome):
             self.close()
             return reply
         tag, payload, peak = reply
+        now = resident_mb(self.process.pid)
+        if self.base_mb is not None and now is not None and now > self.base_mb + RECYCLE_SLACK_MB:
+            self.close()
         if tag == "done":
             return Outcome(DONE, seconds=seconds, peak_rss_mb=peak, result=payload)
         return Outcome(FAILED, kind=payload[0], message=payload[1], seconds=seconds, peak_rss_mb=peak)

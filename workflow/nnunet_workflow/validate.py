@@ -17,6 +17,7 @@ from . import memory
 from .cases import Case
 from .job import CaseJob
 from .model import ModelInfo
+from .batch import run_batch
 from .supervise import CaseError, run_once
 
 # Channels of one case must agree: spacing as nnU-Net's reader demands (numpy.allclose defaults),
@@ -222,9 +223,24 @@ def inspect_case(_state, case: Case, model: ModelInfo, save_probabilities: bool,
     return {"geometry": geometry, "estimates": estimates, "warnings": warnings}
 
 
+def validate_task(case: Case, job: CaseJob, save_probabilities=False, max_job_mb=None) -> tuple[tuple, float]:
+    """The supervised task that validates a case, and its timeout."""
+    return (case, job.model, save_probabilities, max_job_mb), memory.validate_timeout_s(case.files())
+
+
 def validate_case(case: Case, job: CaseJob, save_probabilities=False, max_job_mb=None) -> dict:
-    """Run the checks supervised and return the validate stage record."""
-    task = (case, job.model, save_probabilities, max_job_mb)
-    timeout = memory.validate_timeout_s(case.files())
+    """Run the checks of one case in its own supervised worker; return the validate stage record."""
+    task, timeout = validate_task(case, job, save_probabilities, max_job_mb)
     outcome = run_once(inspect_case, task, timeout, job.log_path, job.fault, job.reserved_mb)
     return job.record("validate", outcome, files=case.files())
+
+
+def validate_batch(cases: dict[str, Case], jobs: dict[str, CaseJob], save_probabilities=False, max_job_mb=None,
+                   log_path=None, reserved_mb=None) -> dict:
+    """Validate the cases of a batch in one worker; returns the batch record (records under "cases")."""
+    batch = run_batch("validate", jobs, lambda case, job: validate_task(cases[case], job, save_probabilities,
+                                                                        max_job_mb),
+                      inspect_case, log_path=log_path, reserved_mb=reserved_mb)
+    for case, record in batch["cases"].items():
+        record["files"] = cases[case].files()
+    return batch

@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from nnunet_workflow import memory, run_lock
 from nnunet_workflow.cases import discover_cases
+from nnunet_workflow.execution import runs_locally
 from nnunet_workflow.layout import Layout
 from nnunet_workflow.model import load_model
 from nnunet_workflow.plan import RunPlan, make_plan
@@ -28,12 +29,15 @@ MODEL = load_model(
     config["model"], config["folds"], config["checkpoint"], config["configuration"]
 )
 CASES = discover_cases(config["input"], MODEL.channel_names)
+# Whether jobs run on this machine: known from the command line and profile, since Snakemake
+# attaches its executor (workflow.local_exec) only after this file is parsed.
+RUNS_LOCALLY = runs_locally(sys.argv)
 
 
 def gpu_budget():
     """Without `--resources gpu=`, a local run predicts one batch per visible GPU at a time (one if none)."""
     given = workflow.global_resources.get("gpu")
-    if workflow.local_exec and (given is None or given.value is None):
+    if RUNS_LOCALLY and (given is None or given.value is None):
         workflow.global_resources["gpu"] = Resource(
             "gpu", max(1, memory.visible_gpus())
         )
@@ -47,7 +51,7 @@ def memory_budget_mb():
     given = workflow.global_resources.get("mem_mb")
     if given is not None and given.value is not None:
         return int(given.value)
-    if not workflow.local_exec:
+    if not RUNS_LOCALLY:
         return None
     budget = memory.default_budget_mb()
     workflow.global_resources["mem_mb"] = Resource("mem_mb", budget)
@@ -73,7 +77,6 @@ if workflow.is_main_process:
     )
 else:
     PLAN = RunPlan.load(LAYOUT.plan())
-BATCH_OF = PLAN.batch_of
 
 
 onstart:
@@ -92,113 +95,102 @@ onerror:
 
 
 wildcard_constraints:
-    case="[^/]+",
-    attempt="a[0-9]+",
     batch="batch_[0-9a-f]+",
 
 
-def case_channels(wildcards):
-    """Channel files of a case by channel index."""
-    return CASES[wildcards.case].channels
-
-
 JOB_OVERHEAD_MB = (
-    memory.LOCAL_JOB_OVERHEAD_MB
-    if workflow.local_exec
-    else memory.CLUSTER_JOB_OVERHEAD_MB
+    memory.LOCAL_JOB_OVERHEAD_MB if RUNS_LOCALLY else memory.CLUSTER_JOB_OVERHEAD_MB
 )
+# Seconds a predict job may need to load the model, beside its cases' own timeouts.
+MODEL_LOAD_S = 600
+BASE_MB = {
+    "preprocess": memory.NNUNET_BASE_MB,
+    "predict": memory.PREDICT_BASE_MB,
+    "export": memory.NNUNET_BASE_MB,
+}
 
 
 def reserved_mb(stage, case, estimated):
-    """Memory to reserve: the stage's estimate plus the job around it, or more where an earlier
-    attempt ran out of memory, but never more than the largest job allowed."""
+    """Memory to reserve for a case: the stage's estimate plus the job around it, or more where an
+    earlier attempt ran out of memory, but never more than the largest job allowed."""
     floor = PLAN.memory_floor_mb.get(case, {}).get(stage, 0)
     wanted = max(estimated + JOB_OVERHEAD_MB, floor)
     return min(wanted, PLAN.max_job_mem_mb or wanted)
 
 
-def estimate_mb(stage):
-    """A mem_mb function reading the case's estimate from its validate record (known once it ran)."""
-
-    def from_record(wildcards, input):
-        estimates = read_json(input.validated).get("estimates", {})
-        estimated = estimates.get(f"{stage}_mb", memory.NNUNET_BASE_MB)
-        return reserved_mb(stage, wildcards.case, estimated)
-
-    return from_record
-
-
-def estimate_runtime(stage):
-    """A runtime (minutes) function: the stage's timeout for the case, from its validate record."""
-
-    def from_record(wildcards, input):
-        estimates = read_json(input.validated).get("estimates", {})
-        return runtime_minutes(estimates.get(f"{stage}_timeout_s", 600))
-
-    return from_record
-
-
 def runtime_minutes(seconds):
-    """Cluster wall-time limit: the stage's own timeout plus five minutes for the job around it."""
+    """Cluster wall-time limit: the stage's own timeouts plus five minutes for the job around them."""
     return -(-int(seconds) // 60) + 5
 
 
-def validate_runtime(wildcards):
-    return runtime_minutes(memory.validate_timeout_s(CASES[wildcards.case].files()))
-
-
-def batch_runtime(wildcards, input):
-    """The timeouts of all cases of the batch, plus time to load the model."""
-    timeouts = [
-        read_json(path).get("estimates", {}).get("predict_timeout_s", 600)
-        for path in input.validated
-    ]
-    return runtime_minutes(sum(timeouts) + 600)
-
-
-def validate_mb(wildcards):
-    estimated = memory.validate_memory_mb(CASES[wildcards.case].files())
-    return reserved_mb("validate", wildcards.case, estimated)
-
-
 def batch_attempts(wildcards):
-    """{case: attempt} of the cases of a predict batch."""
+    """{case: attempt} of the cases of a batch."""
     return {case: PLAN.attempts[case] for case in PLAN.batches[wildcards.batch]}
 
 
-def batch_records(stage):
-    """Input function: the `stage` records of every case of a batch."""
-
-    def records(wildcards):
-        return [
-            str(LAYOUT.record(stage, case, attempt))
-            for case, attempt in batch_attempts(wildcards).items()
-        ]
-
-    return records
+def batch_channels(wildcards):
+    """{case: {channel index: file}} of the cases of a batch."""
+    return {case: CASES[case].channels for case in PLAN.batches[wildcards.batch]}
 
 
-def batch_mb(wildcards, input):
-    """One case at a time beside the loaded model: the largest reservation of the batch."""
-    return memory.batch_memory_mb(
-        reserved_mb(
-            "predict",
-            record["case"],
-            record.get("estimates", {}).get("predict_mb", memory.PREDICT_BASE_MB),
-        )
-        for record in map(read_json, input.validated)
+def batch_channel_files(wildcards):
+    return [
+        path for case in PLAN.batches[wildcards.batch] for path in CASES[case].files()
+    ]
+
+
+def validate_batch_mb(wildcards):
+    """Validation reads one case at a time: the largest case's need decides."""
+    return max(
+        reserved_mb("validate", case, memory.validate_memory_mb(CASES[case].files()))
+        for case in PLAN.batches[wildcards.batch]
     )
 
 
-def case_batch_record(wildcards):
-    return str(LAYOUT.batch_record(BATCH_OF[wildcards.case]))
+def validate_batch_runtime(wildcards):
+    return runtime_minutes(
+        sum(
+            memory.validate_timeout_s(CASES[case].files())
+            for case in PLAN.batches[wildcards.batch]
+        )
+    )
 
 
-def pending_exports():
-    """Export records of the cases this run works on; finished cases are no target at all."""
-    return [
-        str(LAYOUT.record("export", case, PLAN.attempts[case])) for case in PLAN.pending
-    ]
+def batch_mb(stage):
+    """A mem_mb function: a batch job runs one case at a time, so its largest reservation decides
+    (estimates from the batch's validate record)."""
+
+    def largest(wildcards, input):
+        return max(
+            reserved_mb(
+                stage,
+                case,
+                record.get("estimates", {}).get(f"{stage}_mb", BASE_MB[stage]),
+            )
+            for case, record in read_json(input.validated)["cases"].items()
+        )
+
+    return largest
+
+
+def batch_runtime(stage, extra_s=0):
+    """A runtime (minutes) function: the sum of the stage's timeouts over the batch's cases."""
+
+    def total(wildcards, input):
+        return runtime_minutes(
+            extra_s
+            + sum(
+                record.get("estimates", {}).get(f"{stage}_timeout_s", 600)
+                for record in read_json(input.validated)["cases"].values()
+            )
+        )
+
+    return total
+
+
+def batch_exports():
+    """Export records of the batches this run works on; finished cases are in no batch at all."""
+    return [str(LAYOUT.batch_record(batch, "export")) for batch in PLAN.batches]
 
 
 def predict_gpus():

@@ -1,16 +1,18 @@
-# Resample a case's logits to its original geometry and write the segmentation atomically.
+# Resample the logits of a batch's cases to their original geometry; write each segmentation atomically.
 rule export:
     input:
-        batch=case_batch_record,
+        predicted=rules.predict.output.record,
         validated=rules.validate.output.record,
     output:
-        record=str(LAYOUT.record("export", "{case}", "{attempt}")),
+        record=str(LAYOUT.batch_record("{batch}", "export")),
     log:
-        str(LAYOUT.log("export", "{case}", "{attempt}")),
+        str(LAYOUT.log("export", "{batch}")),
     conda:
         "../../envs/nnunet.yaml"
     resources:
-        mem_mb=estimate_mb("export"),
-        runtime=estimate_runtime("export"),
+        mem_mb=batch_mb("export"),
+        runtime=batch_runtime("export"),
+    params:
+        attempts=batch_attempts,
     script:
         "../scripts/export.py"

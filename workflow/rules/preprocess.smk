@@ -1,15 +1,17 @@
-# nnU-Net's own preprocessing of one validated case.
+# nnU-Net's own preprocessing of the validated cases of a batch, one case at a time in one worker.
 rule preprocess:
     input:
         validated=rules.validate.output.record,
     output:
-        record=str(LAYOUT.record("preprocess", "{case}", "{attempt}")),
+        record=str(LAYOUT.batch_record("{batch}", "preprocess")),
     log:
-        str(LAYOUT.log("preprocess", "{case}", "{attempt}")),
+        str(LAYOUT.log("preprocess", "{batch}")),
     conda:
         "../../envs/nnunet.yaml"
     resources:
-        mem_mb=estimate_mb("preprocess"),
-        runtime=estimate_runtime("preprocess"),
+        mem_mb=batch_mb("preprocess"),
+        runtime=batch_runtime("preprocess"),
+    params:
+        attempts=batch_attempts,
     script:
         "../scripts/preprocess.py"

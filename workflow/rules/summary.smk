@@ -5,7 +5,7 @@ localrules:
 # One row per case: status, failing stage, reason, seconds and peak memory per stage, logs.
 rule summary:
     input:
-        exported=pending_exports(),
+        exported=batch_exports(),
     output:
         summary=str(LAYOUT.summary()),
     log:
