@@ -49,28 +49,26 @@ class Outcome:
         return self.status == DONE
 
 
-def peak_rss_mb(pid="self") -> float | None:
-    """Peak resident memory (VmHWM) of a process in MB, or None if it is gone."""
+def _status_mb(pid, field: str) -> float | None:
+    """A memory field of /proc/PID/status (VmHWM, VmRSS) in MB, or None if the process is gone."""
     try:
         with open(f"/proc/{pid}/status") as status:
             for line in status:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
     return None
+
+
+def peak_rss_mb(pid="self") -> float | None:
+    """Peak resident memory (VmHWM) of a process in MB, or None if it is gone."""
+    return _status_mb(pid, "VmHWM")
 
 
 def resident_mb(pid="self") -> float | None:
     """Resident memory (VmRSS) of a process in MB now, or None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    return None
+    return _status_mb(pid, "VmRSS")
 
 
 def _reset_peak_rss() -> None:
