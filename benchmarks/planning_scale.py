@@ -1,13 +1,14 @@
 """Benchmark: dry-run planning time (`snakemake -n`) for 1,000 and 10,000 cases of tiny files.
 
 Writes N two-channel 4x4x4 cases (symlinks to one pair of files, so writing 10,000 cases is quick),
-then times `snakemake -n --cores 2` on each folder: case discovery, the plan, and Snakemake's DAG of
-five jobs per case. Target: <= 30 s for 10,000 cases, growing linearly.
+then times `snakemake -n --cores 2` on each folder: case discovery, the plan, and Snakemake's DAG
+(four jobs per batch of 8 cases, and the summary). Target: <= 30 s for 10,000 cases, growing linearly.
 
-    python benchmarks/planning_scale.py [--counts 1000 10000] [--scratch DIR]
+    python benchmarks/planning_scale.py [--counts 100 1000 10000] [--scratch DIR]
 """
 
 import argparse
+import re
 import subprocess
 import sys
 import time
@@ -40,7 +41,7 @@ def write_cases(folder: Path, count: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--counts", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--counts", type=int, nargs="+", default=[100, 1000, 10000])
     parser.add_argument("--scratch", type=Path, default=bench.REPO / ".benchmarks" / "scale")
     args = parser.parse_args()
     scratch = args.scratch.resolve()
@@ -49,20 +50,23 @@ def main() -> None:
     for count in args.counts:
         source = scratch / f"input_{count}"
         write_cases(source, count)
-        command = [bench.BIN / "snakemake", "-n", "--cores", "2", "--quiet", "--config", f"model={model}",
+        command = [bench.BIN / "snakemake", "-n", "--cores", "2", "--quiet", "rules", "--config", f"model={model}",
                    f"input={source}", f"results={scratch / f'results_{count}'}"]
         started = time.perf_counter()
         done = subprocess.run(command, cwd=bench.REPO, capture_output=True, text=True)
         seconds = time.perf_counter() - started
         if done.returncode != 0:
             sys.exit(done.stderr[-3000:])
-        rows.append({"cases": count, "jobs": 4 * count + 1 + -(-count // 8), "seconds": round(seconds, 1),
+        total = re.search(r"^total\s+(\d+)", done.stdout + done.stderr, re.MULTILINE)
+        rows.append({"cases": count, "jobs": int(total[1]) if total else None, "seconds": round(seconds, 1),
                      "ms_per_case": round(1000 * seconds / count, 2)})
     print("snakemake -n (dry run: parse, plan, DAG), tiny cases")
     print(bench.format_table(rows))
     if len(rows) > 1:
         first, last = rows[0], rows[-1]
-        print(f"time ratio {last['seconds'] / first['seconds']:.1f} for {last['cases'] / first['cases']:.0f}x the cases")
+        per_case = (last["seconds"] - first["seconds"]) / (last["cases"] - first["cases"])
+        print(f"time ratio {last['seconds'] / first['seconds']:.1f} for {last['cases'] / first['cases']:.0f}x the "
+              f"cases; {1000 * per_case:.2f} ms per additional case over a fixed {first['seconds']:.1f} s")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ same segmentations as nnUNetv2_predict, failures isolated, SLURM job ids in the 
 import os
 import re
 import subprocess
+import time
 
 import pandas as pd
 import pytest
@@ -32,11 +33,13 @@ def test_demo_through_the_slurm_profile(demo, reference, slurm_cluster, tmp_path
     command = [str(BIN / "snakemake"), "--profile", "profiles/slurm", "--slurm-status-command", "squeue",
                "--config", f"model={demo['model']}", f"input={source}", f"results={results}", "device=cpu",
                f'faults={{"{victim}": "predict:kill"}}']
+    started = time.monotonic()
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    seconds = time.monotonic() - started
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-5000:]
     submitted = set(re.findall(r"submitted with SLURM jobid (\d+)", output))
-    print(f"sbatch submissions: {len(submitted)}")
+    print(f"sbatch submissions: {len(submitted)}; workflow run: {seconds:.0f} s")
 
     rows = {r["case"]: r for r in pd.read_csv(results / "summary.tsv", sep="\t", keep_default_na=False,
                                               dtype=str).to_dict("records")}

@@ -72,7 +72,7 @@ def ratio_summary(rows) -> list[dict]:
     groups = {stage: [r["ratio"] for r in rows if r["stage"] == stage and r["ratio"]] for stage in STAGES}
     groups["all"] = [r["ratio"] for r in rows if r["ratio"]]
     return [{"stage": stage, "n": len(ratios), "under": sum(r < 1 for r in ratios),
-             "min": min(ratios, default=None), "median": statistics.median(ratios) if ratios else None,
+             "min": min(ratios, default=None), "median": round(statistics.median(ratios), 3) if ratios else None,
              "max": max(ratios, default=None)} for stage, ratios in groups.items()]
 
 
