@@ -125,3 +125,19 @@ def test_lint_and_format_are_clean(demo, tmp_path):
     fmt = subprocess.run([str(BIN / "snakefmt"), "--check", "Snakefile", "workflow/rules"], cwd=REPO,
                          capture_output=True, text=True)
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+def test_a_sample_sheet_naming_a_missing_file_fails_that_case_only(demo, reference, tmp_path):
+    sheet = tmp_path / "samples.tsv"
+    case = demo["cases"][0]
+    images = {channel: demo["input"] / f"{case}_{channel:04d}.nii.gz" for channel in (0, 1)}
+    sheet.write_text(f"case\tT1\tT2\nok\t{images[0]}\t{images[1]}\n"
+                     f"ghost\t{tmp_path / 'gone_0000.nii.gz'}\t{images[1]}\n")
+    run_workflow(demo["model"], sheet, tmp_path / "results")
+    rows = pd.read_csv(tmp_path / "results" / "summary.tsv", sep="\t", keep_default_na=False).set_index("case")
+    assert (rows.loc["ghost", "status"], rows.loc["ghost", "stage"], rows.loc["ghost", "kind"]) == \
+        ("failed", "validate", "invalid_input")
+    assert rows.loc["ghost", "message"] == f"{tmp_path / 'gone_0000.nii.gz'}: file does not exist"
+    assert rows.loc["ok", "status"] == "done"
+    assert_same_image(tmp_path / "results" / "ok.nii.gz", reference / f"{case}.nii.gz")
+    assert not (tmp_path / "results" / "ghost.nii.gz").exists()

@@ -1,4 +1,5 @@
 # Config, model, cases and the run plan: decided once at parse time (read-only), used by every rule.
+import os
 import sys
 
 import yaml
@@ -134,8 +135,13 @@ def batch_channels(wildcards):
 
 
 def batch_channel_files(wildcards):
+    """The existing channel files of a batch: a missing one is reported by validate for its case
+    (as input it would stop the whole run before any job)."""
     return [
-        path for case in PLAN.batches[wildcards.batch] for path in CASES[case].files()
+        path
+        for case in PLAN.batches[wildcards.batch]
+        for path in CASES[case].files()
+        if os.path.exists(path)
     ]
 
 
