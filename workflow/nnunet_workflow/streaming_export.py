@@ -57,8 +57,9 @@ class NpyChannels:
                            offset=self.offset + index * count * self.dtype.itemsize).reshape(self.shape[1:])
 
 
-def resampling_kwargs(configuration_manager) -> dict:
-    return dict(configuration_manager.configuration.get("resampling_fn_probabilities_kwargs") or {})
+def resampling_kwargs(configuration: dict) -> dict:
+    """The probability resampling's keyword arguments from a configuration's dict in plans.json."""
+    return dict(configuration.get("resampling_fn_probabilities_kwargs") or {})
 
 
 def supports(configuration_manager) -> bool:
@@ -68,7 +69,7 @@ def supports(configuration_manager) -> bool:
 
 def supports_configuration(configuration: dict) -> bool:
     """`supports`, from the configuration's dict in plans.json (inheritance already applied)."""
-    kwargs = dict(configuration.get("resampling_fn_probabilities_kwargs") or {})
+    kwargs = resampling_kwargs(configuration)
     return (
         configuration.get("resampling_fn_probabilities") == NNUNET_RESAMPLING
         and not kwargs.get("is_seg", False)
@@ -198,7 +199,7 @@ def export_streaming(logits, properties: dict, configuration_manager, plans_mana
         else [spacing_transposed[0], *configuration_manager.spacing]
     segmentation = segmentation_from_logits(
         logits, cropped_shape, current_spacing, spacing_transposed, label_manager,
-        resampling_kwargs(configuration_manager), slab_voxels,
+        resampling_kwargs(configuration_manager.configuration), slab_voxels,
     )
     label_dtype = np.uint8 if len(label_manager.foreground_labels) < 255 else np.uint16
     reverted = np.zeros(properties["shape_before_cropping"], dtype=label_dtype)
