@@ -86,20 +86,29 @@ def test_rerun_recomputes_only_the_failed_cases(demo, reference, four_and_a_bad_
 
 
 def test_sigkill_of_the_whole_run_then_the_same_command_finishes(demo, reference, tmp_path):
+    """The last case's export hangs (a test fault), so the kill lands while that batch is midway."""
     results = tmp_path / "results"
+    last = demo["cases"][-1]
     command = [str(BIN / "snakemake"), "--cores", "2", "--config", f"model={demo['model']}",
-               f"input={demo['input']}", f"results={results}"]
+               f"input={demo['input']}", f"results={results}", f'faults={{"{last}": "export:stall"}}']
     run = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)
+    stalled = results / "logs" / "export" / f"{last}.a1.log"
     deadline = time.monotonic() + 300
-    while not list(results.glob("*.nii.gz")) and time.monotonic() < deadline and run.poll() is None:
+    while time.monotonic() < deadline and run.poll() is None and (
+            not stalled.exists() or "injecting fault 'stall'" not in stalled.read_text()):
         time.sleep(0.2)
+    assert run.poll() is None, "the run ended before the stalled export"
     os.killpg(run.pid, signal.SIGKILL)
     run.wait()
-    finished_before = sorted(p.name for p in results.glob("*.nii.gz"))
-    assert len(finished_before) < len(demo["cases"]), "the run was not interrupted"
     subprocess.run(["pkill", "-9", "-f", str(results)], check=False)  # workers orphaned by the kill
+    finished_before = [results / f"{c}.nii.gz" for c in demo["cases"] if (results / f"{c}.nii.gz").exists()]
+    assert len(finished_before) < len(demo["cases"]) and not (results / f"{last}.nii.gz").exists()
+    predicted = [results / "work" / last / "a1" / f"{stage}.json" for stage in ("preprocess", "predict")]
+    kept = snapshot(finished_before + predicted)
     run_workflow(demo["model"], demo["input"], results)
+    # outputs finished before the kill are not rewritten; the stalled case is not predicted again
+    assert snapshot(finished_before + predicted) == kept
     for case in demo["cases"]:
         assert_same_image(results / f"{case}.nii.gz", reference / f"{case}.nii.gz")
     assert sorted(p.name for p in results.iterdir()) == sorted(

@@ -69,6 +69,12 @@ def test_timeout_stops_the_worker():
     assert time.monotonic() - started < 30
 
 
+def test_stall_fault_hangs_the_task_until_its_timeout(tmp_path):
+    log = tmp_path / "case.log"
+    outcome = run_once(double, (1,), timeout_s=1, log_path=str(log), fault="stall")
+    assert outcome.kind == "timeout" and "injecting fault 'stall'" in log.read_text()
+
+
 def test_a_killed_task_restarts_the_worker_and_the_next_task_runs():
     worker = Worker(kill_on_two, setup=lambda: "model")
     try:

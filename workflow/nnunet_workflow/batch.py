@@ -27,25 +27,42 @@ def fresh_log(path) -> str:
     return str(path)
 
 
+def _note(log_path, line: str) -> None:
+    if log_path:
+        with open(log_path, "a") as log:
+            log.write(line + "\n")
+
+
 def run_batch(stage: str, jobs: dict[str, CaseJob], prepare: Prepare, handle, setup=None, log_path=None,
               reserved_mb=None, after: Callable[[str, CaseJob, Outcome], None] | None = None,
               **extra) -> dict:
     """Run `handle` for every case of `jobs` in one persistent worker; returns the batch record with
-    each case's stage record under "cases" and how often the worker was started ("worker_starts")."""
+    each case's stage record under "cases" and how often the worker was started ("worker_starts").
+
+    Each case's record is written as soon as the case is through, so a batch job killed midway and
+    run again reuses what it had finished (`CaseJob.finished`) and carries on with the rest.
+    """
     worker = Worker(handle, setup=setup, log_path=log_path, reserved_mb=reserved_mb)
     records = {}
     try:
         for case, job in jobs.items():
+            earlier = job.finished(stage)
+            if earlier is not None:
+                records[case] = earlier
+                _note(log_path, f"{stage} {case}: finished earlier in attempt {job.attempt}; kept")
+                continue
             prepared = prepare(case, job)
             if isinstance(prepared, dict):
                 records[case] = prepared
+                job.save(stage, prepared)
                 continue
             task, timeout_s = prepared
             case_log = fresh_log(job.log_path) if job.log_path else None
             outcome = worker.run(task, timeout_s, job.fault, case_log)
+            records[case] = job.record(stage, outcome, **extra)
+            job.save(stage, records[case])
             if after is not None:
                 after(case, job, outcome)
-            records[case] = job.record(stage, outcome, **extra)
     finally:
         worker.close()
     return {"stage": stage, "cases": records, "worker_starts": worker.starts, "pid": os.getpid(), **extra}

@@ -48,10 +48,7 @@ def _cases_of(path) -> dict[str, dict]:
 
 
 def _finish_batch(smk, record: dict) -> None:
-    """Write each case's stage record beside its other records, then the batch record (the rule's output)."""
-    layout = Layout(smk.config["results"])
-    for case, case_record in record["cases"].items():
-        write_json(layout.record(record["stage"], case, smk.params.attempts[case]), case_record)
+    """Write the batch record (the rule's output; each case's own record is written as it finishes)."""
     write_json(smk.output.record, {**record, "batch": smk.wildcards.batch})
     with open(smk.log[0], "a") as log:
         for case, case_record in record["cases"].items():

@@ -112,8 +112,12 @@ def _describe(error: BaseException) -> str:
 
 
 def inject_fault(fault: str) -> None:
-    """Test-only faults: SIGKILL this worker, exhaust its memory (MemoryError), or raise an error."""
+    """Test-only faults: SIGKILL this worker, exhaust its memory (MemoryError), stall until killed
+    (the stage's timeout or a test ends it), or raise an error."""
     print(f"injecting fault {fault!r}", flush=True)
+    if fault == "stall":
+        while True:
+            time.sleep(60)
     if fault == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     if fault == "oom":
