@@ -56,3 +56,13 @@ def test_plan_from_records(tmp_path):
     assert plan.memory_floor_mb == {"oom": {"preprocess": 3000}}
     plan.save(tmp_path / "plan.json")
     assert RunPlan.load(tmp_path / "plan.json") == plan
+
+
+def test_attempts_are_numbered_not_sorted_as_text(tmp_path):
+    layout = Layout(tmp_path)
+    for name in ("a2", "a10", "a9", "alpha", "a1"):
+        layout.case_dir("c").joinpath(name).mkdir(parents=True)
+    assert layout.attempt_numbers("c") == [1, 2, 9, 10]
+    write_json(layout.record("validate", "c", "a10"), stage_record("validate", "c", "failed", kind="invalid_input"))
+    plan = make_plan(make_cases(tmp_path, {"c": 1}), layout, ".nii.gz", "p1", batch_size=10)
+    assert plan.attempts == {"c": "a11"}

@@ -34,8 +34,8 @@ def run_workflow(model, source, results, cores=2, extra=(), **config) -> float:
 
 
 def last_attempt(layout: Layout, case: str) -> str | None:
-    attempts = sorted((p.name for p in layout.case_dir(case).glob("a*")), key=lambda a: int(a[1:]))
-    return attempts[-1] if attempts else None
+    numbers = layout.attempt_numbers(case)
+    return f"a{numbers[-1]}" if numbers else None
 
 
 def stage_memory(results, model_folder, save_probabilities=False) -> list[dict]:

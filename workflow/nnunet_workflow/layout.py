@@ -21,6 +21,10 @@ class Layout:
     def case_dir(self, case: str) -> Path:
         return self.results / WORK / case
 
+    def attempt_numbers(self, case: str) -> list[int]:
+        """The numbers of a case's attempt folders on disk (`a1` -> 1), in increasing order."""
+        return sorted(int(p.name[1:]) for p in self.case_dir(case).glob("a*") if p.name[1:].isdigit())
+
     def attempt_dir(self, case: str, attempt: str) -> Path:
         return self.case_dir(case) / attempt
 

@@ -59,10 +59,10 @@ def input_bytes(case: Case) -> int:
 
 def case_state(layout: Layout, case: str, file_ending: str, provenance: str) -> CaseState:
     """The state of one case from its latest attempt's records."""
-    numbers = [int(p.name[1:]) for p in layout.case_dir(case).glob("a*") if p.name[1:].isdigit()]
+    numbers = layout.attempt_numbers(case)
     if not numbers:
         return CaseState("a1")
-    number = max(numbers)
+    number = numbers[-1]
     attempt = f"a{number}"
     records = {s: r for s in STAGES if (r := read_if_present(layout.record(s, case, attempt))) is not None}
     stale = any(r.get("provenance") != provenance for r in records.values())
