@@ -6,11 +6,15 @@ Under a cgroup (v1 memory controller, needs root) capped at --limit-gb, runs on 
   1. `nnUNetv2_predict_from_modelfolder` with its defaults (-npp 3 -nps 3),
   2. the same with `-npp 1 -nps 1`,
   3. this workflow, `snakemake --cores 2`, given no budget (it derives one from the cgroup's limit),
+  4. with --budget-mb N, also this workflow given `--resources mem_mb=N`,
 and an uncapped `nnUNetv2_predict_from_modelfolder` as the reference. Prints for each: cases finished
-and failed, the error text, wall time and the cgroup's peak memory; then whether the workflow's outputs
-equal the uncapped reference voxel for voxel.
+and failed, the error text, wall time, the cgroup's peak memory (as the kernel counts it, file cache
+included: it fills up to the cap in any long run) and the peak of what the run's processes held
+beyond droppable file cache, and how many processes the run left behind in the cgroup (hung workers;
+killed before the next run); then whether the workflow's outputs equal the uncapped reference voxel
+for voxel.
 
-    sudo python benchmarks/oom_cgroup.py [--limit-gb 6.5] [--cases 4] [--scratch DIR]
+    sudo python benchmarks/oom_cgroup.py [--limit-gb 6.5] [--budget-mb N] [--cases 4] [--scratch DIR]
 """
 
 import argparse
@@ -18,12 +22,14 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
 
 from nnunet_workflow import bench  # noqa: E402
+from nnunet_workflow.available_memory import MB, cgroup_limit_and_held_bytes  # noqa: E402
 from nnunet_workflow.demo_model import prepare_demo  # noqa: E402
 from nnunet_workflow.synthetic_model import build_random_model, write_image_case  # noqa: E402
 
@@ -48,20 +54,54 @@ class Cgroup:
             swap.write_text(str(limit_bytes))
 
     def run(self, command, cwd, env, log: Path) -> dict:
+        """Run a command inside the group. Returns its exit, seconds, the group's peak usage as the
+        kernel counts it (file cache included), the peak of what it held beyond droppable file cache
+        (sampled every 0.1 s), and how many processes the command left behind (killed here)."""
         (self.path / "memory.max_usage_in_bytes").write_text("0")
         inside = ["sh", "-c", f'echo $$ > {self.path}/cgroup.procs && exec "$@"', "cgroup", *map(str, command)]
+        held = []
+        sampling = threading.Event()
+        sampler = threading.Thread(target=self._sample, args=(held, sampling), daemon=True)
         started = time.perf_counter()
         with open(log, "w") as out:
             process = subprocess.Popen(inside, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                        start_new_session=True)
+            sampler.start()
             try:
                 rc = process.wait(timeout=TIMEOUT_S)
             except subprocess.TimeoutExpired:  # a run that hangs after losing a worker counts as failed
                 os.killpg(process.pid, 9)
                 process.wait()
                 rc = f"timeout {TIMEOUT_S} s"
-        return {"rc": rc, "seconds": round(time.perf_counter() - started),
-                "peak_mb": int((self.path / "memory.max_usage_in_bytes").read_text()) // (1024 * 1024)}
+        seconds = round(time.perf_counter() - started)
+        sampling.set()
+        sampler.join()
+        return {"rc": rc, "seconds": seconds, "left_behind": self.kill_all(),
+                "peak_mb": int((self.path / "memory.max_usage_in_bytes").read_text()) // MB,
+                "held_peak_mb": max(held, default=0) // MB}
+
+    def _sample(self, held: list, stop: threading.Event) -> None:
+        while not stop.wait(0.1):
+            held.append(cgroup_limit_and_held_bytes(1, self.path)[1] or 0)
+
+    def processes(self) -> list[int]:
+        return [int(pid) for pid in (self.path / "cgroup.procs").read_text().split()]
+
+    def kill_all(self) -> int:
+        """SIGKILL every process still in the group (e.g. workers of a run whose main process died);
+        returns how many there were."""
+        left = self.processes()
+        for _ in range(100):
+            pids = self.processes()
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.1)
+        return len(left)
 
     def remove(self) -> None:
         for _ in range(50):
@@ -88,6 +128,7 @@ def outputs(folder: Path) -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit-gb", type=float, default=6.5)
+    parser.add_argument("--budget-mb", type=int, help="also run the workflow with --resources mem_mb=N")
     parser.add_argument("--cases", type=int, default=4)
     parser.add_argument("--scratch", type=Path, default=bench.REPO / ".benchmarks" / "oom")
     args = parser.parse_args()
@@ -117,12 +158,15 @@ def main() -> None:
         runs = [("nnUNetv2_predict (defaults)", predict, "nnunet_default"),
                 ("nnUNetv2_predict -npp 1 -nps 1", [*predict, "-npp", "1", "-nps", "1"], "nnunet_npp1"),
                 ("workflow (snakemake --cores 2)", None, "workflow")]
+        if args.budget_mb:
+            runs.append((f"workflow, --resources mem_mb={args.budget_mb}", ["--resources", f"mem_mb={args.budget_mb}"],
+                         "workflow_budget"))
         for label, command, name in runs:
             out = scratch / name
             shutil.rmtree(out, ignore_errors=True)
             log = scratch / f"{name}.log"
-            if command is None:
-                command = [bench.BIN / "snakemake", "--cores", "2", "--config", f"model={model}",
+            if name.startswith("workflow"):
+                command = [bench.BIN / "snakemake", "--cores", "2", *(command or []), "--config", f"model={model}",
                            f"input={source}", f"results={out}", "tta=false"]
                 run = group.run(command, bench.REPO, env, log)
             else:
@@ -130,7 +174,8 @@ def main() -> None:
             finished = [p for p in outputs(out) if (reference / p.name).exists()]
             rows.append({"run": label, "limit_gb": args.limit_gb, "exit": run["rc"], "finished": len(finished),
                          "failed": len(names) - len(finished), "seconds": run["seconds"],
-                         "peak_mb": run["peak_mb"], "error": first_error(log)})
+                         "peak_mb": run["peak_mb"], "held_peak_mb": run["held_peak_mb"],
+                         "left_behind": run["left_behind"], "error": first_error(log)})
             print(f"{label}: exit {run['rc']}, {len(finished)}/{len(names)} finished", flush=True)
     finally:
         group.remove()
@@ -141,20 +186,23 @@ def main() -> None:
     import numpy as np
     import SimpleITK as sitk
 
-    workflow_outputs = outputs(scratch / "workflow")
-    identical = len(workflow_outputs) == len(names) and all(
-        np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(p))),
-                       sitk.GetArrayFromImage(sitk.ReadImage(str(reference / p.name))))
-        for p in workflow_outputs)
-    print(f"workflow outputs identical to the uncapped nnUNetv2_predict: {identical} "
-          f"({len(workflow_outputs)} of {len(names)} cases)")
-    summary = scratch / "workflow" / "summary.tsv"
-    if summary.exists():
-        print("\nworkflow summary (peak MB per stage):")
-        import pandas as pd
+    import pandas as pd
 
-        table = pd.read_csv(summary, sep="\t")
-        print(table[["case", "status"] + [c for c in table.columns if c.endswith("_peak_mb")]].to_string(index=False))
+    for label, _, name in runs[2:]:
+        workflow_outputs = outputs(scratch / name)
+        identical = len(workflow_outputs) == len(names) and all(
+            np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(p))),
+                           sitk.GetArrayFromImage(sitk.ReadImage(str(reference / p.name))))
+            for p in workflow_outputs)
+        print(f"\n{label}: outputs identical to the uncapped nnUNetv2_predict: {identical} "
+              f"({len(workflow_outputs)} of {len(names)} cases)")
+        budget = [line for line in (scratch / f"{name}.log").read_text().splitlines() if "mem_mb budget" in line]
+        print("\n".join(budget))
+        summary = scratch / name / "summary.tsv"
+        if summary.exists():
+            table = pd.read_csv(summary, sep="\t")
+            columns = ["case", "status", "message"] + [c for c in table.columns if c.endswith("_peak_mb")]
+            print(table[columns].to_string(index=False, na_rep=""))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """End to end on the demo: the workflow's segmentations equal nnUNetv2_predict's, voxel for voxel."""
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nnunet_workflow.available_memory import available_memory_mb
 from nnunet_workflow.demo_report import dice_table
 from nnunet_workflow.layout import Layout
 
@@ -117,6 +119,10 @@ def test_dry_run_writes_nothing(demo, tmp_path):
     results = tmp_path / "results"
     done = run_workflow(demo["model"], demo["input"], results, "-n")
     assert "validate" in done.stdout and not results.exists()
+    budget = re.search(r"mem_mb budget: (\d+) MB", done.stderr)  # derived, as no --resources mem_mb= was given
+    assert budget and 0 < int(budget[1]) <= 0.9 * available_memory_mb()
+    given = run_workflow(demo["model"], demo["input"], results, "-n", "--resources", "mem_mb=5000")
+    assert "mem_mb budget" not in given.stderr and not results.exists()
 
 
 def test_lint_and_format_are_clean(demo, tmp_path):

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 import os
 
+from .available_memory import available_memory_mb
+
 MB = 1024 * 1024
 # Resident memory of a stage worker before it reads an image: a Python process that imported
 # nnU-Net and torch (measured 394-474 MB for preprocess and export on small cases) ...
@@ -160,30 +162,6 @@ def validate_memory_mb(channel_files) -> int:
 def validate_timeout_s(channel_files) -> int:
     """Validation reads every voxel once: generous time per byte, at least two minutes."""
     return 120 + math.ceil(sum(uncompressed_bytes(p) for p in channel_files if os.path.exists(p)) / (5 * MB))
-
-
-def _read_int(path) -> int | None:
-    try:
-        with open(path) as handle:
-            return int(handle.read().split()[0])
-    except (OSError, ValueError, IndexError):  # absent, or "max" (no limit)
-        return None
-
-
-def available_memory_mb() -> int:
-    """Memory free for this run now: the host's MemAvailable, or less where a cgroup (container, SLURM
-    allocation) limits this process (its limit minus what it already uses)."""
-    candidates = []
-    with open("/proc/meminfo") as meminfo:
-        for line in meminfo:
-            if line.startswith("MemAvailable:"):
-                candidates.append(int(line.split()[1]) * 1024)
-    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
-        limit_bytes, used = _read_int(limit), _read_int(usage)
-        if limit_bytes is not None and used is not None:
-            candidates.append(max(limit_bytes - used, 0))
-    return min(candidates) // MB
 
 
 def default_budget_mb() -> int:

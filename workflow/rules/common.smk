@@ -56,6 +56,11 @@ def memory_budget_mb():
         return None
     budget = memory.default_budget_mb()
     workflow.global_resources["mem_mb"] = Resource("mem_mb", budget)
+    print(
+        f"mem_mb budget: {budget} MB, 90% of the memory available to this run "
+        "(the host's or its cgroup's); --resources mem_mb=M sets another",
+        file=sys.stderr,
+    )
     return budget
 
 
