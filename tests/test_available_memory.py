@@ -70,6 +70,12 @@ def test_v1_unlimited_is_no_limit(tmp_path):
     assert available_memory_mb(proc, meminfo) == 24 * 1024
 
 
+def test_unreadable_or_odd_files_fall_back_to_the_host(tmp_path):
+    proc, meminfo = fake_system(tmp_path, "garbage\n4:memory\n", ["not a mount line", "1 2 - cgroup2"])
+    assert memory_cgroup_dirs(proc) == [] and available_memory_mb(proc, meminfo) == 24 * 1024
+    assert available_memory_mb(tmp_path / "absent", meminfo) == 24 * 1024
+
+
 def own_memory_cgroup() -> Path | None:
     """A folder where this process may create a child memory cgroup (root, v1 or v2), else None."""
     for version, folder in memory_cgroup_dirs():

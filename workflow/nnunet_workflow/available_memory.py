@@ -44,7 +44,10 @@ def memory_cgroup_dirs(proc_self="/proc/self") -> list[tuple[int, Path]]:
         return []
     paths = {}  # version -> the process's cgroup path in that hierarchy
     for line in memberships:
-        _, controllers, path = line.split(":", 2)
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
         if controllers == "":
             paths.setdefault(2, path)
         elif "memory" in controllers.split(","):
@@ -52,6 +55,8 @@ def memory_cgroup_dirs(proc_self="/proc/self") -> list[tuple[int, Path]]:
     found = []
     for line in mounts:
         fields = line.split()
+        if "-" not in fields or fields.index("-") < 5 or len(fields) < fields.index("-") + 4:
+            continue  # not a mountinfo line
         separator = fields.index("-")
         root, mount_point, fs_type, options = fields[3], fields[4], fields[separator + 1], fields[-1]
         version = {"cgroup2": 2, "cgroup": 1}.get(fs_type)
