@@ -71,7 +71,7 @@ def test_timeout_stops_the_worker():
 
 def test_stall_fault_hangs_the_task_until_its_timeout(tmp_path):
     log = tmp_path / "case.log"
-    outcome = run_once(double, (1,), timeout_s=1, log_path=str(log), fault="stall")
+    outcome = run_once(double, (1,), timeout_s=3, log_path=str(log), fault="stall")
     assert outcome.kind == "timeout" and "injecting fault 'stall'" in log.read_text()
 
 
