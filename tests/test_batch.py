@@ -1,6 +1,8 @@
 """Batch jobs: each case's record is on disk as soon as the case is through, and a batch run again
 after being killed keeps the cases it had finished (same attempt, same provenance, files present)."""
 
+import json
+
 from nnunet_workflow.batch import run_batch
 from nnunet_workflow.job import CaseJob
 from nnunet_workflow.layout import Layout
@@ -71,3 +73,18 @@ def test_a_failed_case_is_not_kept(tmp_path):
     assert failed["cases"]["c1"]["status"] == "failed"
     preprocess(layout, ["c1"])
     assert calls_of(layout) == ["c1"]
+
+
+def test_fields_given_per_case_are_in_the_record_on_disk(tmp_path):
+    layout = Layout(tmp_path)
+    jobs = {case: CaseJob(case, "a1", None, layout, "p1") for case in ("c1", "c2")}
+    for case in jobs:
+        layout.attempt_dir(case, "a1").mkdir(parents=True)
+    calls = tmp_path / "calls.txt"
+    batch = run_batch("preprocess", jobs, lambda case, job: ((str(layout.preprocessed(case, "a1")),
+                                                               str(layout.properties(case, "a1")), str(calls)), 30),
+                      write_outputs, case_fields=lambda case: {"files": [f"{case}_0000.nii.gz"]}, batch="b1")
+    for case in jobs:
+        saved = json.loads(layout.record("preprocess", case, "a1").read_text())
+        assert saved["files"] == [f"{case}_0000.nii.gz"] and saved["batch"] == "b1"
+        assert saved == batch["cases"][case]

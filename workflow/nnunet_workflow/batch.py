@@ -35,9 +35,10 @@ def _note(log_path, line: str) -> None:
 
 def run_batch(stage: str, jobs: dict[str, CaseJob], prepare: Prepare, handle, setup=None, log_path=None,
               reserved_mb=None, after: Callable[[str, CaseJob, Outcome], None] | None = None,
-              **extra) -> dict:
+              case_fields: Callable[[str], dict] | None = None, **extra) -> dict:
     """Run `handle` for every case of `jobs` in one persistent worker; returns the batch record with
     each case's stage record under "cases" and how often the worker was started ("worker_starts").
+    `extra` goes into every case's record and the batch record, `case_fields(case)` into that case's.
 
     Each case's record is written as soon as the case is through, so a batch job killed midway and
     run again reuses what it had finished (`CaseJob.finished`) and carries on with the rest.
@@ -59,7 +60,7 @@ def run_batch(stage: str, jobs: dict[str, CaseJob], prepare: Prepare, handle, se
             task, timeout_s = prepared
             case_log = fresh_log(job.log_path) if job.log_path else None
             outcome = worker.run(task, timeout_s, job.fault, case_log)
-            records[case] = job.record(stage, outcome, **extra)
+            records[case] = job.record(stage, outcome, **extra, **(case_fields(case) if case_fields else {}))
             job.save(stage, records[case])
             if after is not None:
                 after(case, job, outcome)

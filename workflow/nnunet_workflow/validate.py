@@ -238,9 +238,7 @@ def validate_case(case: Case, job: CaseJob, save_probabilities=False, max_job_mb
 def validate_batch(cases: dict[str, Case], jobs: dict[str, CaseJob], save_probabilities=False, max_job_mb=None,
                    log_path=None, reserved_mb=None) -> dict:
     """Validate the cases of a batch in one worker; returns the batch record (records under "cases")."""
-    batch = run_batch("validate", jobs, lambda case, job: validate_task(cases[case], job, save_probabilities,
-                                                                        max_job_mb),
-                      inspect_case, log_path=log_path, reserved_mb=reserved_mb)
-    for case, record in batch["cases"].items():
-        record["files"] = cases[case].files()
-    return batch
+    return run_batch("validate", jobs, lambda case, job: validate_task(cases[case], job, save_probabilities,
+                                                                       max_job_mb),
+                     inspect_case, log_path=log_path, reserved_mb=reserved_mb,
+                     case_fields=lambda case: {"files": cases[case].files()})
