@@ -13,9 +13,8 @@ from __future__ import annotations
 import math
 import os
 
-from .available_memory import available_memory_mb
+from .available_memory import MB, available_memory_mb
 
-MB = 1024 * 1024
 # Resident memory of a stage worker before it reads an image: a Python process that imported
 # nnU-Net and torch (measured 394-474 MB for preprocess and export on small cases) ...
 NNUNET_BASE_MB = 480
@@ -133,11 +132,6 @@ def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_proba
         "predict_timeout_s": 600 + math.ceil(2e-4 * folds * c * s1),
         "export_timeout_s": 300 + math.ceil(2e-6 * k * s0),
     }
-
-
-def batch_memory_mb(per_case_mb) -> int:
-    """A predict batch holds one case at a time beside the loaded model: its largest case decides."""
-    return max(per_case_mb, default=PREDICT_BASE_MB)
 
 
 def uncompressed_bytes(path) -> int:

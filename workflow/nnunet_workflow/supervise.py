@@ -22,7 +22,6 @@ POLL_SECONDS = 0.1
 OOM_SHARE = 0.9
 # A persistent worker holding this much more than after its setup once a task is done is replaced.
 RECYCLE_SLACK_MB = 128
-FAULTS = ("kill", "oom", "raise")
 
 
 class CaseError(Exception):
