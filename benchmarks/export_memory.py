@@ -13,14 +13,12 @@ import pickle
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from nnunet_workflow import bench  # noqa: E402
-from nnunet_workflow.demo_model import prepare_demo  # noqa: E402
-from nnunet_workflow.memory import separate_z  # noqa: E402
-from nnunet_workflow.synthetic_model import build_random_model  # noqa: E402
+from nnunet_workflow.dev import bench
+from nnunet_workflow.dev.demo_model import prepare_demo
+from nnunet_workflow.dev.synthetic_model import build_random_model
+from nnunet_workflow.memory import separate_z
 
 TARGET_SPACING = (2.0, 1.5, 1.5)
 SHAPE = (300, 512, 512)          # z, y, x: nnU-Net's axis order

@@ -12,14 +12,11 @@ Cases, models and runs are cached in the scratch folder; a second call only reco
 """
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
-
-from nnunet_workflow import bench  # noqa: E402
-from nnunet_workflow.demo_model import prepare_demo  # noqa: E402
-from nnunet_workflow.synthetic_model import build_random_model, write_image_case  # noqa: E402
+from nnunet_workflow.dev import bench
+from nnunet_workflow.dev.demo_model import prepare_demo
+from nnunet_workflow.dev.synthetic_model import build_random_model, write_image_case
 
 # model target spacing, nnU-Net axis order (z, y, x); a coarse model sees few target voxels per case
 TARGET_SPACING = (2.0, 1.5, 1.5)

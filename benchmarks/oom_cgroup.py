@@ -26,12 +26,10 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
-
-from nnunet_workflow import bench  # noqa: E402
-from nnunet_workflow.available_memory import MB, cgroup_limit_and_held_bytes  # noqa: E402
-from nnunet_workflow.demo_model import prepare_demo  # noqa: E402
-from nnunet_workflow.synthetic_model import build_random_model, write_image_case  # noqa: E402
+from nnunet_workflow.available_memory import MB, cgroup_limit_and_held_bytes
+from nnunet_workflow.dev import bench
+from nnunet_workflow.dev.demo_model import prepare_demo
+from nnunet_workflow.dev.synthetic_model import build_random_model, write_image_case
 
 CGROUP_ROOT = Path("/sys/fs/cgroup/memory")
 TARGET_SPACING = (4.0, 4.0, 4.0)
@@ -184,9 +182,8 @@ def main() -> None:
           f"3-class model, target spacing {TARGET_SPACING} mm; cgroup limit {args.limit_gb} GB")
     print(bench.format_table(rows))
     import numpy as np
-    import SimpleITK as sitk
-
     import pandas as pd
+    import SimpleITK as sitk
 
     for label, _, name in runs[2:]:
         workflow_outputs = outputs(scratch / name)

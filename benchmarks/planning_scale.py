@@ -14,13 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
+import numpy as np
+import SimpleITK as sitk
 
-import numpy as np  # noqa: E402
-import SimpleITK as sitk  # noqa: E402
-
-from nnunet_workflow import bench  # noqa: E402
-from nnunet_workflow.demo_model import prepare_demo  # noqa: E402
+from nnunet_workflow.dev import bench
+from nnunet_workflow.dev.demo_model import prepare_demo
 
 
 def write_cases(folder: Path, count: int) -> None:

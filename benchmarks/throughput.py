@@ -17,12 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from nnunet_workflow import bench, demo_data  # noqa: E402
-from nnunet_workflow.demo_model import prepare_demo  # noqa: E402
+from nnunet_workflow.dev import bench, demo_data
+from nnunet_workflow.dev.demo_model import prepare_demo
 
 
 def write_cases(folder: Path, count: int) -> list[str]:

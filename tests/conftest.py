@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from nnunet_workflow.dev.runner import REPO
 from nnunet_workflow.model import ModelInfo
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -49,7 +48,7 @@ def write_image(path, size=(20, 18, 16), spacing=(1.0, 1.0, 1.0), origin=None, d
 def demo() -> dict:
     """The built-in demo (built into .demo/ on first use, a few minutes): model, input, truth, case ids."""
     from nnunet_workflow.cases import discover_cases
-    from nnunet_workflow.demo_model import prepare_demo
+    from nnunet_workflow.dev.demo_model import prepare_demo
 
     paths = prepare_demo(REPO / ".demo")
     cases = discover_cases(paths["input"], ("T1", "T2"))

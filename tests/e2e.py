@@ -3,27 +3,13 @@
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
+from nnunet_workflow.dev.runner import BIN, REPO, run_workflow  # noqa: F401 (the tests import them from here)
 from nnunet_workflow.model import load_model
-
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-
-
-def run_workflow(model, source, results, *extra, check=True, **config) -> subprocess.CompletedProcess:
-    """`snakemake --cores 2 --config model=... input=... results=...` from the repository root."""
-    settings = {"model": model, "input": source, "results": results, **config}
-    command = [str(BIN / "snakemake"), "--cores", "2", *extra, "--config"]
-    command += [f"{key}={value}" for key, value in settings.items()]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    if check and done.returncode != 0:
-        raise AssertionError(f"snakemake failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}")
-    return done
 
 
 def run_nnunet_predict(model_folder, source, output, *options) -> None:

@@ -1,21 +1,35 @@
-"""Helpers of the stage tests: run validate and preprocess on demo cases without Snakemake."""
+"""Helpers of the stage tests: run stages on demo cases without Snakemake, through the real batch path."""
 
+from nnunet_workflow.batch import run_batch
 from nnunet_workflow.cases import Case
-from nnunet_workflow.job import CaseJob
+from nnunet_workflow.job import CaseJob, RunOptions
 from nnunet_workflow.layout import Layout
 from nnunet_workflow.model import load_model
-from nnunet_workflow.preprocess import preprocess_case
-from nnunet_workflow.validate import validate_case
+from nnunet_workflow.preprocess import PREPROCESS
+from nnunet_workflow.records import StageRecord
+from nnunet_workflow.validate import VALIDATE
 
 
-def validated_and_preprocessed(demo, results, cases, save_probabilities=False):
-    """(model, layout, {case: validate record}, {case: preprocess record}) for some demo cases."""
+def run_one(stage, job: CaseJob) -> StageRecord:
+    """Run one stage for one case as a batch of one; return the case's record as saved."""
+    manifest = run_batch(stage, {job.id: job})
+    return StageRecord.load(manifest.cases[job.id])
+
+
+DEFAULT_OPTIONS = RunOptions()
+
+
+def demo_job(demo, layout, case, options=DEFAULT_OPTIONS, **upstream) -> CaseJob:
     model = load_model(demo["model"])
+    return CaseJob(Case(case, dict(enumerate(demo["case_files"].get(case, [])))), "a1", model, layout, options,
+                   upstream=upstream)
+
+
+def validated_and_preprocessed(demo, results, cases, options=DEFAULT_OPTIONS):
+    """(model, layout, {case: validate record}, {case: preprocess record}) for some demo cases."""
     layout = Layout(results)
     validated, preprocessed = {}, {}
     for case in cases:
-        channels = dict(enumerate(demo["case_files"][case]))
-        job = CaseJob(case, "a1", model, layout)
-        validated[case] = validate_case(Case(case, channels), job, save_probabilities)
-        preprocessed[case] = preprocess_case(job, validated[case])
-    return model, layout, validated, preprocessed
+        validated[case] = run_one(VALIDATE, demo_job(demo, layout, case, options))
+        preprocessed[case] = run_one(PREPROCESS, demo_job(demo, layout, case, options, validate=validated[case]))
+    return load_model(demo["model"]), layout, validated, preprocessed

@@ -96,10 +96,9 @@ def test_a_real_cgroup_limit_bounds_the_default_budget():
     try:
         limit = child / ("memory.max" if (child / "memory.max").exists() else "memory.limit_in_bytes")
         limit.write_text(str(GB))
-        code = "from nnunet_workflow import memory; print(memory.default_budget_mb())"
+        code = "from nnunet_workflow import resources; print(resources.default_budget_mb())"
         inside = ["sh", "-c", f'echo $$ > {child}/cgroup.procs && exec "$@"', "sh", sys.executable, "-c", code]
-        done = subprocess.run(inside, capture_output=True, text=True, check=True,
-                              env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "workflow")})
+        done = subprocess.run(inside, capture_output=True, text=True, check=True)
         budget = int(done.stdout)
         assert 0.9 * 1024 * 0.5 < budget <= 0.9 * 1024  # 90% of what the 1 GB cap leaves
     finally:

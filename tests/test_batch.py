@@ -1,90 +1,111 @@
-"""Batch jobs: each case's record is on disk as soon as the case is through, and a batch run again
-after being killed keeps the cases it had finished (same attempt, same provenance, files present)."""
+"""Batch jobs: any Stage runs through run_batch; each case's record is on disk as soon as the case is
+through; a batch run again after being killed keeps the cases it had finished (same attempt, same
+provenance, files present); a case whose needed stage did not finish is skipped."""
 
-import json
+from dataclasses import replace
 
 from nnunet_workflow.batch import run_batch
+from nnunet_workflow.cases import Case
 from nnunet_workflow.job import CaseJob
 from nnunet_workflow.layout import Layout
+from nnunet_workflow.records import StageRecord
+from nnunet_workflow.stage import Stage
 
 
-def write_outputs(_state, data_path, properties_path, calls_path):
-    with open(calls_path, "a") as calls:
-        calls.write(data_path + "\n")
-    for path in (data_path, properties_path):
-        with open(path, "w") as handle:
-            handle.write("x")
-    return {}
+def write_outputs(state, job):
+    with open(job.layout.results / "calls.txt", "a") as calls:
+        calls.write(job.id + "\n")
+    if job.id == "broken":
+        raise ValueError("cannot write")
+    for path in outputs(job):
+        path.write_text("x")
+    return {"state": state}
 
 
-def preprocess(layout, cases, provenance="p1", log_path=None, after=None):
-    jobs = {case: CaseJob(case, "a1", None, layout, provenance) for case in cases}
+def outputs(job):
+    return [job.layout.preprocessed(job.id, job.attempt), job.layout.properties(job.id, job.attempt)]
+
+
+STAGE = Stage("preprocess", handle=write_outputs, setup=lambda model, options: "ready", outputs=outputs,
+              fields=lambda job: {"files": [f"{job.id}_0000.nii.gz"]})
+
+
+def jobs_of(layout, cases, provenance="p1", **upstream):
+    jobs = {case: CaseJob(Case(case), "a1", None, layout, provenance=provenance, batch="b1", upstream=upstream)
+            for case in cases}
     for case in cases:
         layout.attempt_dir(case, "a1").mkdir(parents=True, exist_ok=True)
-    calls = layout.results / "calls.txt"
-
-    def prepare(case, job):
-        return (str(layout.preprocessed(case, "a1")), str(layout.properties(case, "a1")), str(calls)), 30
-
-    return run_batch("preprocess", jobs, prepare, write_outputs, log_path=log_path, after=after)
+    return jobs
 
 
 def calls_of(layout):
     path = layout.results / "calls.txt"
-    return [line.split("/work/")[1].split("/")[0] for line in path.read_text().splitlines()] if path.exists() else []
+    return path.read_text().split() if path.exists() else []
 
 
-def test_each_record_is_written_before_the_next_case_runs(tmp_path):
+def test_any_stage_runs_and_its_records_are_written_as_each_case_finishes(tmp_path):
     layout = Layout(tmp_path)
     seen = []
-    preprocess(layout, ["c1", "c2"], after=lambda case, job, outcome: seen.append(
+    stage = replace(STAGE, after=lambda job, record: seen.append(
         sorted(p.parent.parent.name for p in tmp_path.glob("work/*/a1/preprocess.json"))))
+    manifest = run_batch(stage, jobs_of(layout, ["c1", "c2"]))
     assert seen == [["c1"], ["c1", "c2"]]
+    assert manifest.cases == {c: str(layout.record("preprocess", c, "a1")) for c in ("c1", "c2")}
+    assert (manifest.stage, manifest.batch, manifest.worker_starts) == ("preprocess", "b1", 1)
+    assert manifest.model_loads is None
+    for case, record in manifest.records().items():
+        assert (record.status, record.batch, record.details["state"]) == ("done", "b1", "ready")
+        assert record.details["files"] == [f"{case}_0000.nii.gz"]  # the stage's fields, saved with the record
 
 
 def test_a_batch_run_again_keeps_what_it_had_finished(tmp_path):
     layout = Layout(tmp_path)
-    preprocess(layout, ["c1"])  # as if the batch job were killed after its first case
-    first = (layout.record("preprocess", "c1", "a1")).read_text()
+    run_batch(STAGE, jobs_of(layout, ["c1"]))  # as if the batch job were killed after its first case
+    first = layout.record("preprocess", "c1", "a1").read_text()
     log = tmp_path / "batch.log"
-    batch = preprocess(layout, ["c1", "c2"], log_path=str(log))
+    manifest = run_batch(STAGE, jobs_of(layout, ["c1", "c2"]), log_path=str(log))
     assert calls_of(layout) == ["c1", "c2"]
     assert layout.record("preprocess", "c1", "a1").read_text() == first
-    assert {case: r["status"] for case, r in batch["cases"].items()} == {"c1": "done", "c2": "done"}
+    assert {case: r.status for case, r in manifest.records().items()} == {"c1": "done", "c2": "done"}
     assert "preprocess c1: finished earlier in attempt a1; kept" in log.read_text()
+    assert "preprocess c2: done" in log.read_text()
 
 
 def test_a_finished_case_is_run_again_when_its_files_are_gone_or_its_provenance_changed(tmp_path):
     layout = Layout(tmp_path)
-    preprocess(layout, ["c1", "c2"])
+    run_batch(STAGE, jobs_of(layout, ["c1", "c2"]))
     layout.properties("c1", "a1").unlink()
-    preprocess(layout, ["c1", "c2"])
+    run_batch(STAGE, jobs_of(layout, ["c1", "c2"]))
     assert calls_of(layout) == ["c1", "c2", "c1"]
-    preprocess(layout, ["c1", "c2"], provenance="p2")
+    run_batch(STAGE, jobs_of(layout, ["c1", "c2"], provenance="p2"))
     assert calls_of(layout) == ["c1", "c2", "c1", "c1", "c2"]
 
 
-def test_a_failed_case_is_not_kept(tmp_path):
+def test_a_failed_case_is_recorded_not_kept_and_its_batch_mates_go_on(tmp_path):
     layout = Layout(tmp_path)
-    jobs = {"c1": CaseJob("c1", "a1", None, layout, "p1")}
-    layout.attempt_dir("c1", "a1").mkdir(parents=True)
-    failed = run_batch("preprocess", jobs, lambda case, job: (("missing-folder/x", "y", str(tmp_path / "calls")), 30),
-                       write_outputs)
-    assert failed["cases"]["c1"]["status"] == "failed"
-    preprocess(layout, ["c1"])
-    assert calls_of(layout) == ["c1"]
+    manifest = run_batch(STAGE, jobs_of(layout, ["broken", "c1"]))
+    records = manifest.records()
+    assert (records["broken"].status, records["broken"].kind) == ("failed", "error")
+    assert records["broken"].message == "ValueError: cannot write"
+    assert records["c1"].status == "done"
+    run_batch(STAGE, jobs_of(layout, ["broken"]))
+    assert calls_of(layout) == ["broken", "c1", "broken"]
 
 
-def test_fields_given_per_case_are_in_the_record_on_disk(tmp_path):
+def test_a_case_whose_needed_stage_did_not_finish_is_skipped_without_running(tmp_path):
     layout = Layout(tmp_path)
-    jobs = {case: CaseJob(case, "a1", None, layout, "p1") for case in ("c1", "c2")}
-    for case in jobs:
-        layout.attempt_dir(case, "a1").mkdir(parents=True)
-    calls = tmp_path / "calls.txt"
-    batch = run_batch("preprocess", jobs, lambda case, job: ((str(layout.preprocessed(case, "a1")),
-                                                               str(layout.properties(case, "a1")), str(calls)), 30),
-                      write_outputs, case_fields=lambda case: {"files": [f"{case}_0000.nii.gz"]}, batch="b1")
-    for case in jobs:
-        saved = json.loads(layout.record("preprocess", case, "a1").read_text())
-        assert saved["files"] == [f"{case}_0000.nii.gz"] and saved["batch"] == "b1"
-        assert saved == batch["cases"][case]
+    needs = replace(STAGE, needs="validate")
+    failed = StageRecord("validate", "c1", "failed", kind="invalid_input", message="bad")
+    manifest = run_batch(needs, jobs_of(layout, ["c1"], validate=failed))
+    skipped = manifest.records()["c1"]
+    assert (skipped.status, skipped.kind, skipped.message) == ("skipped", "invalid_input", "not run: validate failed")
+    assert (skipped.attempt, skipped.batch, skipped.provenance) == ("a1", "b1", "p1")
+    missing = run_batch(needs, jobs_of(layout, ["c2"])).records()["c2"]
+    assert (missing.status, missing.message) == ("skipped", "not run: validate failed")
+    assert calls_of(layout) == [] and manifest.worker_starts == 0
+
+
+def test_a_stage_that_loads_the_model_counts_its_loads(tmp_path):
+    layout = Layout(tmp_path)
+    manifest = run_batch(replace(STAGE, loads_model=True), jobs_of(layout, ["c1", "broken", "c2"]))
+    assert manifest.model_loads == manifest.worker_starts == 1  # an error does not restart the worker

@@ -2,7 +2,7 @@
 
 import sys
 
-from nnunet_workflow import bench
+from nnunet_workflow.dev import bench
 
 
 def test_ratio_summary_counts_estimates_under_the_measurement():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_workflow import demo_data
+from nnunet_workflow.dev import demo_data
 
 
 def _read(path: Path) -> np.ndarray:

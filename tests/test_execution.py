@@ -27,7 +27,7 @@ def test_profile_executor(tmp_path):
 
 
 def test_the_repository_profiles():
-    from nnunet_workflow.bench import REPO
+    from nnunet_workflow.dev.runner import REPO
 
     assert not runs_locally(["snakemake", "--profile", "profiles/slurm"], environ={}, cwd=REPO)
     assert runs_locally(["snakemake", "--cores", "2"], environ={}, cwd=REPO)  # profiles/default: no executor

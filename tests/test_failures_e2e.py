@@ -5,10 +5,10 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from e2e import BIN, REPO, assert_same_image, four_cases_and_a_bad_one, run_workflow
 
 pytestmark = pytest.mark.slow
@@ -17,6 +17,31 @@ pytestmark = pytest.mark.slow
 def read_summary(results):
     return {row["case"]: row for row in pd.read_csv(results / "summary.tsv", sep="\t",
                                                     keep_default_na=False).to_dict("records")}
+
+
+def descendants(pid: int) -> set[int]:
+    """The processes below `pid` now (children, grandchildren, ...), from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting to be reaped does not count)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def snapshot(paths):
@@ -99,9 +124,14 @@ def test_sigkill_of_the_whole_run_then_the_same_command_finishes(demo, reference
             not stalled.exists() or "injecting fault 'stall'" not in stalled.read_text()):
         time.sleep(0.2)
     assert run.poll() is None, "the run ended before the stalled export"
+    processes = descendants(run.pid)  # Snakemake's job processes and their stage workers
+    assert processes, "the run has no job running"
     os.killpg(run.pid, signal.SIGKILL)
     run.wait()
-    subprocess.run(["pkill", "-9", "-f", str(results)], check=False)  # workers orphaned by the kill
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(alive(p) for p in processes):
+        time.sleep(0.2)
+    assert not [p for p in processes if alive(p)], "processes of the killed run live on"
     finished_before = [results / f"{c}.nii.gz" for c in demo["cases"] if (results / f"{c}.nii.gz").exists()]
     assert len(finished_before) < len(demo["cases"]) and not (results / f"{last}.nii.gz").exists()
     predicted = [results / "work" / last / "a1" / f"{stage}.json" for stage in ("preprocess", "predict")]

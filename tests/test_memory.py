@@ -1,39 +1,43 @@
-"""Memory estimates and budgets: sizes from headers and gzip trailers, a bounded default budget."""
+"""Memory estimates, time limits and sizes: from headers and gzip trailers."""
 
 import gzip
+from dataclasses import replace
 
-from nnunet_workflow import memory
+from nnunet_workflow import memory, timeouts
+from nnunet_workflow.image_size import uncompressed_bytes
 
 
 def test_uncompressed_size_comes_from_the_gzip_trailer(tmp_path):
     path = tmp_path / "x_0000.nii.gz"
     path.write_bytes(gzip.compress(b"\0" * 1_000_000))
-    assert path.stat().st_size < 10_000 and memory.uncompressed_bytes(path) == 1_000_000
+    assert path.stat().st_size < 10_000 and uncompressed_bytes(path) == 1_000_000
     plain = tmp_path / "x_0000.nrrd"
     plain.write_bytes(b"1234")
-    assert memory.uncompressed_bytes(plain) == 4
+    assert uncompressed_bytes(plain) == 4
     assert memory.validate_memory_mb([path, plain]) == memory.VALIDATE_BASE_MB + 2
-
-
-def test_default_budget_is_bounded_by_the_memory_available():
-    with open("/proc/meminfo") as meminfo:
-        total_mb = next(int(line.split()[1]) // 1024 for line in meminfo if line.startswith("MemTotal:"))
-    budget = memory.default_budget_mb()
-    assert 0 < budget <= 0.9 * total_mb
+    assert timeouts.validate_timeout_s([path, plain]) == 121
 
 
 def test_estimates_grow_with_the_case_and_separate_z_is_detected(two_channel_model):
     small = memory.stage_estimates([40, 40, 40], [1.0, 1.0, 1.0], 2, 2, two_channel_model)
     large = memory.stage_estimates([300, 512, 512], [2.5, 0.7, 0.7], 2, 2, two_channel_model)
-    for key in ("preprocess_mb", "predict_mb", "export_mb", "preprocess_timeout_s", "export_timeout_s"):
+    for key in ("preprocess_mb", "predict_mb", "export_mb"):
         assert large[key] > small[key]
     assert not small["separate_z"]
     assert memory.stage_estimates([14, 80, 80], [4.0, 0.8, 0.8], 2, 2, two_channel_model)["separate_z"]
 
 
-def test_streaming_export_estimate_does_not_grow_with_classes(two_channel_model):
-    from dataclasses import replace
+def test_time_limits_grow_with_voxels_classes_and_folds():
+    base = timeouts.stage_timeouts_s(64**3, 64**3, channels=2, classes=3, folds=1)
+    assert base == {"preprocess_timeout_s": 304, "predict_timeout_s": 705, "export_timeout_s": 302}
+    ct = timeouts.stage_timeouts_s(512 * 512 * 300, 300 * 300 * 200, channels=2, classes=3, folds=1)
+    assert all(ct[key] > base[key] for key in base)
+    assert timeouts.stage_timeouts_s(64**3, 64**3, 2, 3, folds=5)["predict_timeout_s"] > base["predict_timeout_s"]
+    assert timeouts.stage_timeouts_s(512**3, 64**3, 2, 50, 1)["export_timeout_s"] > \
+        timeouts.stage_timeouts_s(512**3, 64**3, 2, 3, 1)["export_timeout_s"]
 
+
+def test_streaming_export_estimate_does_not_grow_with_classes(two_channel_model):
     ct, spacing = [300, 512, 512], [2.5, 0.7, 0.7]
     few, many = replace(two_channel_model, num_classes=3), replace(two_channel_model, num_classes=50)
     assert memory.stage_estimates(ct, spacing, 2, 2, many)["predict_mb"] > \

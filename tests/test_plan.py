@@ -3,7 +3,7 @@
 from nnunet_workflow.cases import Case
 from nnunet_workflow.layout import Layout
 from nnunet_workflow.plan import RunPlan, make_plan, plan_batches
-from nnunet_workflow.records import stage_record, write_json
+from nnunet_workflow.records import StageRecord
 
 
 def make_cases(tmp_path, sizes):
@@ -25,11 +25,9 @@ def test_batches_are_largest_first_bounded_and_named_by_members(tmp_path):
     assert plan_batches(cases, {**attempts, "e": "a2"}, batch_size=2).keys() != batches.keys()
 
 
-def finish(layout, case, attempt, provenance="p1", **export):
-    for stage in ("validate", "preprocess", "predict"):
-        write_json(layout.record(stage, case, attempt), stage_record(stage, case, "done", provenance=provenance))
-    write_json(layout.record("export", case, attempt),
-               stage_record("export", case, "done", provenance=provenance, **export))
+def finish(layout, case, attempt, provenance="p1"):
+    for stage in ("validate", "preprocess", "predict", "export"):
+        StageRecord(stage, case, "done", provenance=provenance).save(layout.record(stage, case, attempt))
     (layout.results / f"{case}.nii.gz").write_bytes(b"segmentation")
 
 
@@ -41,11 +39,11 @@ def test_plan_from_records(tmp_path):
     finish(layout, "stale", "a1", provenance="old-model")
     finish(layout, "lost", "a1")
     (layout.results / "lost.nii.gz").unlink()
-    write_json(layout.record("validate", "oom", "a1"), stage_record("validate", "oom", "done", provenance="p1"))
-    write_json(layout.record("preprocess", "oom", "a1"), stage_record(
-        "preprocess", "oom", "failed", kind="out_of_memory", peak_rss_mb=2000, reserved_mb=1800, provenance="p1"))
-    write_json(layout.record("validate", "bad", "a1"), stage_record("validate", "bad", "failed", kind="invalid_input"))
-    write_json(layout.record("validate", "cut", "a3"), stage_record("validate", "cut", "done", provenance="p1"))
+    StageRecord("validate", "oom", "done", provenance="p1").save(layout.record("validate", "oom", "a1"))
+    StageRecord("preprocess", "oom", "failed", kind="out_of_memory", peak_rss_mb=2000, reserved_mb=1800,
+                provenance="p1").save(layout.record("preprocess", "oom", "a1"))
+    StageRecord("validate", "bad", "failed", kind="invalid_input").save(layout.record("validate", "bad", "a1"))
+    StageRecord("validate", "cut", "done", provenance="p1").save(layout.record("validate", "cut", "a3"))
 
     plan = make_plan(cases, layout, ".nii.gz", "p1", batch_size=10)
 
@@ -54,6 +52,9 @@ def test_plan_from_records(tmp_path):
     assert sorted(plan.pending) == ["bad", "cut", "lost", "new", "oom", "stale"]
     assert sorted(case for cases in plan.batches.values() for case in cases) == sorted(plan.pending)
     assert plan.memory_floor_mb == {"oom": {"preprocess": 3000}}
+    # the summary reads the records of the finished case (it is in no batch)
+    assert plan.finished_records(layout) == [layout.record(s, "done", "a1")
+                                             for s in ("validate", "preprocess", "predict", "export")]
     plan.save(tmp_path / "plan.json")
     assert RunPlan.load(tmp_path / "plan.json") == plan
 
@@ -63,6 +64,6 @@ def test_attempts_are_numbered_not_sorted_as_text(tmp_path):
     for name in ("a2", "a10", "a9", "alpha", "a1"):
         layout.case_dir("c").joinpath(name).mkdir(parents=True)
     assert layout.attempt_numbers("c") == [1, 2, 9, 10]
-    write_json(layout.record("validate", "c", "a10"), stage_record("validate", "c", "failed", kind="invalid_input"))
+    StageRecord("validate", "c", "failed", kind="invalid_input").save(layout.record("validate", "c", "a10"))
     plan = make_plan(make_cases(tmp_path, {"c": 1}), layout, ".nii.gz", "p1", batch_size=10)
     assert plan.attempts == {"c": "a11"}

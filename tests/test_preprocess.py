@@ -4,13 +4,11 @@ import pickle
 
 import numpy as np
 import pytest
+from stages import demo_job, run_one, validated_and_preprocessed
 
-from nnunet_workflow.job import CaseJob
 from nnunet_workflow.model import nnunet_plans
-from nnunet_workflow.preprocess import preprocess_case
-from nnunet_workflow.records import stage_record
-
-from stages import validated_and_preprocessed
+from nnunet_workflow.preprocess import PREPROCESS
+from nnunet_workflow.records import StageRecord
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +23,7 @@ def reference_preprocessing(model, files):
 def test_stored_data_and_properties_equal_nnunet_preprocessing(demo, tmp_path, which):
     case = sorted(demo["cases"])[0] if which == "first" else demo["anisotropic_case"]
     model, layout, validated, preprocessed = validated_and_preprocessed(demo, tmp_path, [case])
-    assert preprocessed[case]["status"] == "done", preprocessed[case]
+    assert preprocessed[case].status == "done", preprocessed[case]
     data, _, properties = reference_preprocessing(model, demo["case_files"][case])
     stored = np.load(layout.preprocessed(case, "a1"))
     assert stored.dtype == np.float32 and np.array_equal(stored, data)
@@ -34,12 +32,12 @@ def test_stored_data_and_properties_equal_nnunet_preprocessing(demo, tmp_path, w
     assert stored_properties.keys() == properties.keys()
     assert stored_properties["bbox_used_for_cropping"] == properties["bbox_used_for_cropping"]
     assert list(stored_properties["spacing"]) == list(properties["spacing"])
-    assert preprocessed[case]["peak_rss_mb"] > 0 and validated[case]["estimates"]["separate_z"] == (which == "anisotropic")
+    assert preprocessed[case].peak_rss_mb > 0 and validated[case].estimates["separate_z"] == (which == "anisotropic")
 
 
 def test_case_that_failed_validation_is_skipped_without_output(demo, tmp_path):
-    model, layout, _, _ = validated_and_preprocessed(demo, tmp_path, [])
-    failed = stage_record("validate", "x", "failed", kind="invalid_input", message="missing channel")
-    record = preprocess_case(CaseJob("x", "a1", model, layout), failed)
-    assert (record["status"], record["message"]) == ("skipped", "not run: validate failed")
+    _, layout, _, _ = validated_and_preprocessed(demo, tmp_path, [])
+    failed = StageRecord("validate", "x", "failed", kind="invalid_input", message="missing channel")
+    record = run_one(PREPROCESS, demo_job(demo, layout, "x", validate=failed))
+    assert (record.status, record.message) == ("skipped", "not run: validate failed")
     assert not layout.preprocessed("x", "a1").exists()

@@ -1,8 +1,12 @@
-"""Atomic writes and stage records."""
+"""Atomic writes, stage records and batch manifests."""
+
+import json
 
 import pytest
 
-from nnunet_workflow.records import atomic_path, read_json, skipped_record, stage_record, write_json
+from nnunet_workflow.atomic_files import atomic_path, remove_partial_files
+from nnunet_workflow.manifest import BatchManifest
+from nnunet_workflow.records import StageRecord
 
 
 def test_atomic_path_leaves_old_file_when_the_writer_fails(tmp_path):
@@ -17,17 +21,36 @@ def test_atomic_path_leaves_old_file_when_the_writer_fails(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seg.nii.gz"]
 
 
-def test_records_round_trip_and_skip_names_the_upstream_stage(tmp_path):
-    failed = stage_record("validate", "c1", "failed", kind="invalid_input", message="bad", seconds=0.12345)
-    write_json(tmp_path / "r.json", failed)
-    assert read_json(tmp_path / "r.json") == failed | {"seconds": 0.123}
-    skipped = skipped_record("preprocess", "c1", failed)
-    assert skipped["status"] == "skipped" and skipped["message"] == "not run: validate failed"
+def test_records_round_trip_flat_on_disk_and_skip_names_the_upstream_stage(tmp_path):
+    failed = StageRecord("validate", "c1", "failed", kind="invalid_input", message="bad", seconds=0.12345,
+                         attempt="a2", details={"files": ["c1_0000.nii.gz"]})
+    failed.save(tmp_path / "r.json")
+    on_disk = json.loads((tmp_path / "r.json").read_text())
+    assert on_disk["seconds"] == 0.123 and on_disk["files"] == ["c1_0000.nii.gz"] and on_disk["attempt"] == "a2"
+    assert StageRecord.load(tmp_path / "r.json") == failed
+    skipped = failed.skipped("preprocess")
+    assert (skipped.stage, skipped.status, skipped.kind, skipped.message) == (
+        "preprocess", "skipped", "invalid_input", "not run: validate failed")
+    assert skipped.details == {} and not skipped.done
+
+
+def test_a_record_cut_short_or_missing_reads_as_none(tmp_path):
+    (tmp_path / "cut.json").write_text('{"stage": "validate", "ca')
+    assert StageRecord.load_if_present(tmp_path / "cut.json") is None
+    assert StageRecord.load_if_present(tmp_path / "missing.json") is None
+
+
+def test_a_manifest_names_its_cases_records_and_copies_none(tmp_path):
+    records = {case: StageRecord("export", case, "done", details={"output": f"{case}.nii.gz"}) for case in ("a", "b")}
+    for case, record in records.items():
+        record.save(tmp_path / f"{case}.json")
+    manifest = BatchManifest("export", "batch_1", {c: str(tmp_path / f"{c}.json") for c in records}, 1, 42)
+    manifest.save(tmp_path / "m.json")
+    assert "output" not in (tmp_path / "m.json").read_text()
+    assert BatchManifest.load(tmp_path / "m.json").records() == records
 
 
 def test_leftovers_of_killed_writers_are_removed_and_nothing_else(tmp_path):
-    from nnunet_workflow.records import remove_partial_files
-
     (tmp_path / "work" / "c1" / "a1").mkdir(parents=True)
     (tmp_path / "work" / "c1" / "a1" / ".validate.json.x1.part").write_text("{")  # atomic_path's temp file
     export_temp = tmp_path / ".c1.nii.gz.part.k2j3"  # export's temporary folder, with nnU-Net's file in it

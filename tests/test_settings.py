@@ -1,10 +1,9 @@
 """Command-line config values are coerced as the schema expects."""
 
 import yaml
+from conftest import REPO
 
 from nnunet_workflow.settings import coerce_config
-
-from conftest import REPO
 
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
 

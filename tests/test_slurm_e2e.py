@@ -8,7 +8,6 @@ import time
 
 import pandas as pd
 import pytest
-
 from e2e import BIN, REPO, assert_same_image, four_cases_and_a_bad_one
 
 pytestmark = pytest.mark.slow

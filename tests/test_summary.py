@@ -1,23 +1,37 @@
-"""Summary rows from stage records: done, failed at a stage, and not yet run."""
+"""Summary rows from stage records: done, failed at a stage, and not yet run; read from manifests and
+from the records of finished cases, as the summary rule declares them."""
 
 import pandas as pd
 
 from nnunet_workflow.layout import Layout
-from nnunet_workflow.records import skipped_record, stage_record, write_json
-from nnunet_workflow.summary import brief, write_summary
+from nnunet_workflow.manifest import BatchManifest
+from nnunet_workflow.records import StageRecord
+from nnunet_workflow.summary import brief, collect_records, write_summary
+
+
+def save(layout, record):
+    path = layout.record(record.stage, record.case, record.attempt)
+    record.save(path)
+    return str(path)
 
 
 def test_rows_follow_the_records_of_the_current_attempt(tmp_path):
     layout = Layout(tmp_path)
-    for stage in ("validate", "preprocess"):
-        write_json(layout.record(stage, "ok", "a2"), stage_record(stage, "ok", "done", seconds=1.0, peak_rss_mb=100.0))
-    write_json(layout.record("predict", "ok", "a2"), stage_record("predict", "ok", "done", seconds=2.0, batch="b1"))
-    write_json(layout.record("export", "ok", "a2"), stage_record("export", "ok", "done", output=str(tmp_path / "ok.nii.gz")))
-    write_json(layout.record("validate", "ok", "a1"), stage_record("validate", "ok", "failed", kind="timeout"))
-    bad = stage_record("validate", "bad", "failed", kind="invalid_input", message="model expects 2 channels")
-    write_json(layout.record("validate", "bad", "a1"), bad)
-    write_json(layout.record("preprocess", "bad", "a1"), skipped_record("preprocess", "bad", bad))
-    table = write_summary({"ok": "a2", "bad": "a1", "later": "a1"}, layout)
+    finished = [save(layout, StageRecord(stage, "ok", "done", seconds=1.0, peak_rss_mb=100.0, attempt="a2"))
+                for stage in ("validate", "preprocess")]
+    finished.append(save(layout, StageRecord("predict", "ok", "done", seconds=2.0, batch="b1", attempt="a2")))
+    finished.append(save(layout, StageRecord("export", "ok", "done", attempt="a2",
+                                             details={"output": str(tmp_path / "ok.nii.gz")})))
+    save(layout, StageRecord("validate", "ok", "failed", kind="timeout", attempt="a1"))  # an older attempt: unread
+    bad = StageRecord("validate", "bad", "failed", kind="invalid_input", message="model expects 2 channels",
+                      attempt="a1", details={"warnings": ["every voxel has the value 0"]})
+    manifests = []
+    for record in (bad, bad.skipped("preprocess")):
+        manifest = tmp_path / f"{record.stage}.manifest.json"
+        BatchManifest(record.stage, "b2", {"bad": save(layout, record)}, 1, 1).save(manifest)
+        manifests.append(manifest)
+    records = collect_records(manifests, finished)
+    table = write_summary({"ok": "a2", "bad": "a1", "later": "a1"}, records, layout)
 
     on_disk = pd.read_csv(layout.summary(), sep="\t", keep_default_na=False)
     assert list(on_disk["case"]) == ["bad", "later", "ok"]
@@ -28,6 +42,7 @@ def test_rows_follow_the_records_of_the_current_attempt(tmp_path):
     assert float(ok["predict_seconds"]) == 2.0 and float(ok["validate_peak_mb"]) == 100.0
     assert (rows["bad"]["status"], rows["bad"]["stage"], rows["bad"]["kind"]) == ("failed", "validate", "invalid_input")
     assert rows["bad"]["log"] == str(layout.log("validate", "bad", "a1"))
+    assert rows["bad"]["warnings"] == "every voxel has the value 0"
     assert (rows["later"]["status"], rows["later"]["stage"]) == ("pending", "")
     text = brief(table, layout.summary())
     assert text.splitlines()[0] == "3 cases: 1 done, 1 failed, 1 pending"

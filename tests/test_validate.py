@@ -6,17 +6,19 @@ import gzip
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from conftest import write_image
+from stages import run_one
 
 from nnunet_workflow.cases import Case
-from nnunet_workflow.job import CaseJob
+from nnunet_workflow.job import CaseJob, RunOptions
 from nnunet_workflow.layout import Layout
-from nnunet_workflow.validate import validate_case
-
-from conftest import write_image
+from nnunet_workflow.validate import VALIDATE
 
 
 def validate(case, model, max_job_mb=None):
-    return validate_case(case, CaseJob(case.id, "a1", model, Layout(model.folder.parent)), max_job_mb=max_job_mb)
+    """The validate record of one case (as a batch of one), as its JSON."""
+    job = CaseJob(case, "a1", model, Layout(model.folder.parent), RunOptions(max_job_mb=max_job_mb))
+    return run_one(VALIDATE, job).to_json()
 
 
 def case_of(tmp_path, name, files):
@@ -147,7 +149,8 @@ def test_nan_or_inf_voxels_are_refused(tmp_path, two_channel_model, value):
 def test_case_too_large_for_the_largest_job_is_refused_with_its_need(tmp_path, two_channel_model):
     record = validate(two_channels(tmp_path), two_channel_model, max_job_mb=100)
     assert record["kind"] == "out_of_memory"
-    assert record["message"].startswith("needs an estimated ") and "more than the largest job allowed (0.1 GB" in record["message"]
+    assert record["message"].startswith("needs an estimated ")
+    assert "more than the largest job allowed (0.1 GB" in record["message"]
 
 
 def test_constant_image_and_far_spacing_are_warnings_not_failures(tmp_path, two_channel_model):
@@ -160,14 +163,15 @@ def test_constant_image_and_far_spacing_are_warnings_not_failures(tmp_path, two_
     record = validate(case, two_channel_model)
     assert record["status"] == "done"
     assert record["warnings"] == [
-        "spacing [4.0, 1.0, 1.0] (nnU-Net axis order) is far from the model's [1.0, 1.0, 1.0] (nnU-Net resamples it; check that this "
-        "model suits these images)",
+        "spacing [4.0, 1.0, 1.0] (nnU-Net axis order) is far from the model's [1.0, 1.0, 1.0] "
+        "(nnU-Net resamples it; check that this model suits these images)",
         "c1_0000.nii.gz: every voxel has the value 0",
     ]
 
 
 def test_direction_mismatch_between_channels(tmp_path, two_channel_model):
-    record = validate(two_channels(tmp_path, direction=(0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0)), two_channel_model)
+    swapped = (0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+    record = validate(two_channels(tmp_path, direction=swapped), two_channel_model)
     assert "differ in direction" in record["message"]
 
 

@@ -9,21 +9,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from nnunet_workflow.available_memory import available_memory_mb
-from nnunet_workflow.demo_report import dice_table
-from nnunet_workflow.layout import Layout
-
 from e2e import BIN, REPO, assert_same_image, run_nnunet_predict, run_workflow
+
+from nnunet_workflow.dev.demo_report import dice_table
+from nnunet_workflow.layout import Layout
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def default_run(demo, tmp_path_factory):
-    """The workflow with default options and batches of 4."""
+    """The workflow with default options and batches of 4 (and no --resources: a derived budget)."""
     root = tmp_path_factory.mktemp("default")
-    run_workflow(demo["model"], demo["input"], root / "results", batch_size=4)
+    done = run_workflow(demo["model"], demo["input"], root / "results", batch_size=4)
+    (root / "stderr.txt").write_text(done.stderr)
     return root
 
 
@@ -115,12 +114,23 @@ def test_sample_sheet_odd_ids_and_options_match_nnunet(demo, tmp_path):
     assert {e["export_method"] for e in exports} == {"nnunet"}
 
 
+def test_the_derived_budget_is_printed_and_bounds_every_reservation(demo, default_run):
+    """Without --resources mem_mb=, the run prints the budget it derived; that budget is the largest job
+    of its plan, and no case's reservation in any stage exceeds it."""
+    budget = re.search(r"mem_mb budget: (\d+) MB", (default_run / "stderr.txt").read_text())
+    assert budget, "no derived budget printed"
+    plan = json.loads((default_run / "results" / "work" / "plan.json").read_text())
+    assert plan["max_job_mem_mb"] == int(budget[1])
+    records = (default_run / "results" / "work").glob("*/a1/*.json")
+    reserved = [json.loads(path.read_text())["reserved_mb"] for path in records]
+    assert len(reserved) == 4 * len(demo["cases"]) and all(0 < r <= int(budget[1]) for r in reserved)
+
+
 def test_dry_run_writes_nothing(demo, tmp_path):
     results = tmp_path / "results"
     done = run_workflow(demo["model"], demo["input"], results, "-n")
     assert "validate" in done.stdout and not results.exists()
-    budget = re.search(r"mem_mb budget: (\d+) MB", done.stderr)  # derived, as no --resources mem_mb= was given
-    assert budget and 0 < int(budget[1]) <= 0.9 * available_memory_mb()
+    assert "mem_mb budget" in done.stderr  # derived, as no --resources mem_mb= was given
     given = run_workflow(demo["model"], demo["input"], results, "-n", "--resources", "mem_mb=5000")
     assert "mem_mb budget" not in given.stderr and not results.exists()
 

@@ -9,14 +9,16 @@ that a process per case and stage would pay (see benchmarks/throughput.py).
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
-from typing import Callable
 
+from . import resources
+from .faults import with_faults
 from .job import CaseJob
-from .supervise import Outcome, Worker
-
-# prepare(case, job) -> (task, timeout_s) to run, or a finished record (the case is skipped)
-Prepare = Callable[[str, CaseJob], "tuple[tuple, float] | dict"]
+from .manifest import BatchManifest
+from .records import StageRecord
+from .stage import Stage
+from .worker import Worker
 
 
 def fresh_log(path) -> str:
@@ -33,37 +35,51 @@ def _note(log_path, line: str) -> None:
             log.write(line + "\n")
 
 
-def run_batch(stage: str, jobs: dict[str, CaseJob], prepare: Prepare, handle, setup=None, log_path=None,
-              reserved_mb=None, after: Callable[[str, CaseJob, Outcome], None] | None = None,
-              case_fields: Callable[[str], dict] | None = None, **extra) -> dict:
-    """Run `handle` for every case of `jobs` in one persistent worker; returns the batch record with
-    each case's stage record under "cases" and how often the worker was started ("worker_starts").
-    `extra` goes into every case's record and the batch record, `case_fields(case)` into that case's.
+def finished_record(stage: Stage, job: CaseJob) -> StageRecord | None:
+    """The done record this attempt already has for a stage that leaves files, with the same provenance and
+    all its files still there, or None. A batch job killed midway and run again keeps what it had finished
+    instead of computing it again."""
+    outputs = stage.outputs(job)
+    if not outputs:
+        return None
+    record = StageRecord.load_if_present(job.record_path(stage.name))
+    if record and record.done and record.provenance == job.provenance and all(p.exists() for p in outputs):
+        return record
+    return None
 
-    Each case's record is written as soon as the case is through, so a batch job killed midway and
-    run again reuses what it had finished (`CaseJob.finished`) and carries on with the rest.
+
+def _run_case(stage: Stage, job: CaseJob, worker: Worker) -> StageRecord:
+    if stage.needs is not None:
+        upstream = job.upstream.get(stage.needs)
+        if upstream is None or not upstream.done:
+            return job.skipped(stage.name, upstream, stage.needs)
+    case_log = fresh_log(job.log_path) if job.log_path else None
+    outcome = worker.run(job, resources.case_timeout_s(stage.name, job), case_log)
+    return job.record(stage.name, outcome, stage.fields(job))
+
+
+def run_batch(stage: Stage, jobs: dict[str, CaseJob], log_path=None, reserved_mb=None) -> BatchManifest:
+    """Run `stage` for every case of `jobs` (one batch) in one persistent worker; return the batch's manifest.
+
+    Each case's record is written as soon as the case is through, so a batch job killed midway and run
+    again reuses what it had finished (`finished_record`) and carries on with the rest.
     """
-    worker = Worker(handle, setup=setup, log_path=log_path, reserved_mb=reserved_mb)
-    records = {}
+    first = next(iter(jobs.values()), None)
+    setup = partial(stage.setup, first.model, first.options) if stage.setup and first else None
+    worker = Worker(with_faults(stage.handle), setup=setup, log_path=log_path, reserved_mb=reserved_mb)
     try:
         for case, job in jobs.items():
-            earlier = job.finished(stage)
-            if earlier is not None:
-                records[case] = earlier
-                _note(log_path, f"{stage} {case}: finished earlier in attempt {job.attempt}; kept")
-                continue
-            prepared = prepare(case, job)
-            if isinstance(prepared, dict):
-                records[case] = prepared
-                job.save(stage, prepared)
-                continue
-            task, timeout_s = prepared
-            case_log = fresh_log(job.log_path) if job.log_path else None
-            outcome = worker.run(task, timeout_s, job.fault, case_log)
-            records[case] = job.record(stage, outcome, **extra, **(case_fields(case) if case_fields else {}))
-            job.save(stage, records[case])
-            if after is not None:
-                after(case, job, outcome)
+            record = finished_record(stage, job)
+            if record is not None:
+                _note(log_path, f"{stage.name} {case}: finished earlier in attempt {job.attempt}; kept")
+            else:
+                record = _run_case(stage, job, worker)
+                job.save(record)
+                _note(log_path, f"{stage.name} {case}: {record.status} {record.kind or ''} {record.message}".rstrip())
+            if stage.after is not None:  # also for a kept record: a job killed before its `after` ran
+                stage.after(job, record)
     finally:
         worker.close()
-    return {"stage": stage, "cases": records, "worker_starts": worker.starts, "pid": os.getpid(), **extra}
+    return BatchManifest(stage=stage.name, batch=first.batch if first else "", pid=os.getpid(),
+                         cases={case: str(job.record_path(stage.name)) for case, job in jobs.items()},
+                         worker_starts=worker.starts, model_loads=worker.starts if stage.loads_model else None)

@@ -1,64 +1,74 @@
-"""A case's run of one stage: which attempt, where its files go, how it is supervised, and its records."""
+"""A case's run of one stage: which attempt, the model and options, where its files go, the records of
+the stages before it, how it is supervised; and the records it makes."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
+from .cases import Case
 from .layout import Layout
 from .model import ModelInfo
-from .records import DONE, FAILED, is_done, read_if_present, skipped_record, stage_record, write_json
-from .supervise import Outcome
+from .records import DONE, FAILED, StageRecord
+from .worker import Outcome
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The run's options the stages use (nnUNetv2_predict's where they exist)."""
+
+    step_size: float = 0.5
+    tta: bool = True
+    device: str = "auto"
+    threads: int = 1
+    save_probabilities: bool = False
+    keep_intermediates: bool = False
+    max_job_mb: int | None = None  # a case estimated to need more in some stage is refused at validate
+
+    @classmethod
+    def from_config(cls, config: dict, threads: int = 1, max_job_mb: int | None = None) -> RunOptions:
+        return cls(step_size=config["step_size"], tta=config["tta"], device=config["device"], threads=threads,
+                   save_probabilities=config["save_probabilities"],
+                   keep_intermediates=config["keep_intermediates"], max_job_mb=max_job_mb)
 
 
 @dataclass(frozen=True)
 class CaseJob:
-    case: str
+    case: Case
     attempt: str
     model: ModelInfo
     layout: Layout
+    options: RunOptions = RunOptions()
     provenance: str = ""
+    batch: str | None = None
     log_path: str | None = None
-    fault: str | None = None  # test-only fault to inject in this stage (see supervise.inject_fault)
+    fault: str | None = None  # test-only fault to inject in this stage (see faults.py)
     reserved_mb: int | None = None
+    upstream: dict[str, StageRecord] = field(default_factory=dict)  # this attempt's earlier stage records
 
-    def _stamp(self, record: dict) -> dict:
-        return {**record, "attempt": self.attempt, "provenance": self.provenance, "reserved_mb": self.reserved_mb,
-                "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
+    @property
+    def id(self) -> str:
+        return self.case.id
 
-    def record(self, stage: str, outcome: Outcome, **extra) -> dict:
+    def record_path(self, stage: str):
+        return self.layout.record(stage, self.id, self.attempt)
+
+    def _stamp(self) -> dict:
+        return {"attempt": self.attempt, "batch": self.batch, "provenance": self.provenance,
+                "reserved_mb": self.reserved_mb, "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
+
+    def record(self, stage: str, outcome: Outcome, details: dict | None = None) -> StageRecord:
         """The stage record of a supervised outcome."""
-        return self._stamp(stage_record(
-            stage, self.case, DONE if outcome.ok else FAILED, kind=outcome.kind, message=outcome.message,
-            seconds=outcome.seconds, peak_rss_mb=outcome.peak_rss_mb, **extra, **outcome.result,
-        ))
+        return StageRecord(stage, self.id, DONE if outcome.ok else FAILED, kind=outcome.kind,
+                           message=outcome.message, seconds=outcome.seconds, peak_rss_mb=outcome.peak_rss_mb,
+                           details={**(details or {}), **outcome.result}, **self._stamp())
 
-    def outputs(self, stage: str) -> list:
-        """The files a finished stage leaves for the next one (none for validate)."""
-        layout, case, attempt = self.layout, self.case, self.attempt
-        if stage == "preprocess":
-            return [layout.preprocessed(case, attempt), layout.properties(case, attempt)]
-        if stage == "predict":
-            return [layout.logits(case, attempt)]
-        if stage == "export":
-            return [layout.segmentation(case, self.model.file_ending)]
-        return []
+    def skipped(self, stage: str, upstream: StageRecord | None, needs: str) -> StageRecord:
+        """The record of a stage not run because the earlier stage it needs did not finish the case."""
+        if upstream is None:
+            upstream = StageRecord(needs, self.id, FAILED, kind="error", message=f"no {needs} record")
+        return replace(upstream.skipped(stage), **self._stamp())
 
-    def save(self, stage: str, record: dict) -> None:
-        """Write this case's stage record of this attempt."""
-        write_json(self.layout.record(stage, self.case, self.attempt), record)
-
-    def finished(self, stage: str) -> dict | None:
-        """The done record this attempt already has for an expensive stage (preprocess, predict, export)
-        whose files are all still there, or None. A batch job killed midway and run again keeps what it
-        had finished instead of computing it again."""
-        outputs = self.outputs(stage)
-        record = read_if_present(self.layout.record(stage, self.case, self.attempt)) if outputs else None
-        if record and is_done(record) and record.get("provenance") == self.provenance \
-                and all(p.exists() for p in outputs):
-            return record
-        return None
-
-    def skipped(self, stage: str, upstream: dict) -> dict:
-        """The record of a stage not run because an earlier stage did not finish the case."""
-        return self._stamp(skipped_record(stage, self.case, upstream))
+    def save(self, record: StageRecord) -> None:
+        """Write this case's record of this attempt (each case's record is written as the case is through)."""
+        record.save(self.record_path(record.stage))

@@ -40,8 +40,8 @@ class Layout:
     def logits(self, case: str, attempt: str) -> Path:
         return self.attempt_dir(case, attempt) / "logits.npy"
 
-    def batch_record(self, batch: str, stage: str) -> Path:
-        """The record of a stage's job for a batch: its cases' records and the worker's starts."""
+    def manifest(self, batch: str, stage: str) -> Path:
+        """The manifest of a stage's job for a batch: where its cases' records are, the worker's starts."""
         return self.results / WORK / "batches" / f"{batch}.{stage}.json"
 
     def log(self, stage: str, name: str, attempt: str | None = None) -> Path:

@@ -1,4 +1,4 @@
-"""Memory and time estimates per stage, from a case's geometry and the model.
+"""Memory estimates per stage, from a case's geometry and the model.
 
 Each estimate is a worker's base (its imports) plus the bytes of the arrays the stage holds at its
 peak: S0 original voxels, S1 voxels at the model's target spacing, C channels, K output channels
@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 import os
 
-from .available_memory import MB, available_memory_mb
+from .available_memory import MB
+from .image_size import uncompressed_bytes
 
 # Resident memory of a stage worker before it reads an image: a Python process that imported
 # nnU-Net and torch (measured 394-474 MB for preprocess and export on small cases) ...
@@ -21,11 +22,6 @@ NNUNET_BASE_MB = 480
 # ... and a predict worker, which also holds torch's CPU kernels and the network (717-782 MB measured).
 PREDICT_BASE_MB = 830
 VALIDATE_BASE_MB = 250
-# Memory of a job around its stage worker: the rule's script process, and on a cluster also the
-# Snakemake process that runs the job (SLURM counts them all against --mem; a validate job of the
-# demo was killed at 269 MB of 251 MB reserved before this was added).
-LOCAL_JOB_OVERHEAD_MB = 100
-CLUSTER_JOB_OVERHEAD_MB = 400
 # Every byte count below is multiplied by this margin (allocator slack, arrays briefly doubled).
 MARGIN = 1.15
 ANISOTROPY_THRESHOLD = 3
@@ -34,8 +30,6 @@ LOGITS_BYTES = 2
 # Work arrays of the streaming export per output voxel of a slab (coordinates, values, masks).
 SLAB_WORK_BYTES = 64
 SLAB_VOXELS = 1 << 21
-# Share of the available memory a local run without `--resources mem_mb=` allows itself.
-BUDGET_SHARE = 0.9
 
 
 def resampled_shape(shape, spacing, target_spacing) -> list[int]:
@@ -99,7 +93,7 @@ def _mb(base_mb: int, nbytes: float) -> int:
 
 
 def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_probabilities=False) -> dict:
-    """Peak RSS (MB) and timeout (s) for preprocess, predict and export of one case.
+    """Peak RSS (MB) of preprocess, predict and export of one case, and the voxel counts they come from.
 
     `shape` and `spacing` are in nnU-Net's axis order after `transpose_forward`.
     """
@@ -128,44 +122,10 @@ def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_proba
         "predict_mb": _mb(PREDICT_BASE_MB, predict_bytes(c, k, s1, folds)),
         "export_mb": _mb(NNUNET_BASE_MB, export_bytes(k, s1, s0, separate_work, streaming, save_probabilities,
                                                       plane)),
-        "preprocess_timeout_s": 300 + math.ceil(2e-6 * c * s0 + 1e-5 * s1),
-        "predict_timeout_s": 600 + math.ceil(2e-4 * folds * c * s1),
-        "export_timeout_s": 300 + math.ceil(2e-6 * k * s0),
     }
-
-
-def uncompressed_bytes(path) -> int:
-    """Size of an image file's content: for gzip files the size stored in their trailer, else the file size."""
-    size = os.path.getsize(path)
-    if not str(path).endswith(".gz") or size < 18:
-        return size
-    with open(path, "rb") as handle:
-        handle.seek(-4, os.SEEK_END)
-        stored = int.from_bytes(handle.read(4), "little")  # ISIZE: the size modulo 2**32
-    while stored < size:
-        stored += 2**32
-    return stored
 
 
 def validate_memory_mb(channel_files) -> int:
     """Validation reads one channel's voxels at a time: a base plus twice the largest channel's content."""
     largest = max((uncompressed_bytes(p) for p in channel_files if os.path.exists(p)), default=0)
     return VALIDATE_BASE_MB + math.ceil(2 * largest / MB)
-
-
-def validate_timeout_s(channel_files) -> int:
-    """Validation reads every voxel once: generous time per byte, at least two minutes."""
-    return 120 + math.ceil(sum(uncompressed_bytes(p) for p in channel_files if os.path.exists(p)) / (5 * MB))
-
-
-def default_budget_mb() -> int:
-    """The mem_mb budget of a local run given none: 90% of the memory available when it starts."""
-    return int(BUDGET_SHARE * available_memory_mb())
-
-
-def visible_gpus() -> int:
-    """NVIDIA GPUs this process may use (CUDA_VISIBLE_DEVICES, else /dev/nvidiaN), without importing torch."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
-    return len([n for n in os.listdir("/dev") if n.startswith("nvidia") and n[len("nvidia"):].isdigit()])

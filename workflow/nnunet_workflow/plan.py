@@ -14,9 +14,11 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 
+from .atomic_files import read_json, write_json
 from .cases import Case
 from .layout import Layout
-from .records import DONE, FAILED, STAGES, read_if_present, read_json, write_json
+from .pipeline import STAGE_NAMES
+from .records import FAILED, StageRecord
 
 # A retry after running out of memory reserves this much more than the failed attempt measured.
 RETRY_MEMORY_FACTOR = 1.5
@@ -40,15 +42,17 @@ class RunPlan:
     memory_floor_mb: dict
     max_job_mem_mb: int | None = None
 
-    @property
-    def batch_of(self) -> dict:
-        return {case: batch for batch, cases in self.batches.items() for case in cases}
+    def finished_records(self, layout: Layout) -> list:
+        """Paths of the stage records of the cases finished in earlier runs (in no batch)."""
+        pending = set(self.pending)
+        return [layout.record(stage, case, attempt) for case, attempt in self.attempts.items()
+                if case not in pending for stage in STAGE_NAMES]
 
     def save(self, path) -> None:
         write_json(path, asdict(self))
 
     @classmethod
-    def load(cls, path) -> "RunPlan":
+    def load(cls, path) -> RunPlan:
         return cls(**read_json(path))
 
 
@@ -64,19 +68,19 @@ def case_state(layout: Layout, case: str, file_ending: str, provenance: str) -> 
         return CaseState("a1")
     number = numbers[-1]
     attempt = f"a{number}"
-    records = {s: r for s in STAGES if (r := read_if_present(layout.record(s, case, attempt))) is not None}
-    stale = any(r.get("provenance") != provenance for r in records.values())
+    records = {s: r for s in STAGE_NAMES if (r := StageRecord.load_if_present(layout.record(s, case, attempt)))}
+    stale = any(r.provenance != provenance for r in records.values())
     export = records.get("export")
-    if export and export["status"] == DONE and not stale and layout.segmentation(case, file_ending).exists():
+    if export and export.done and not stale and layout.segmentation(case, file_ending).exists():
         return CaseState(attempt, finished=True)
-    unfinished = [r for r in records.values() if r["status"] != DONE]
+    unfinished = [r for r in records.values() if not r.done]
     if not stale and not unfinished and not export:
         return CaseState(attempt)  # interrupted: carry on with the same attempt
     floors = {}
     for record in unfinished:
-        if record["status"] == FAILED and record.get("kind") in MEMORY_KINDS:
-            measured = max(record.get("peak_rss_mb") or 0, record.get("reserved_mb") or 0)
-            floors[record["stage"]] = int(measured * RETRY_MEMORY_FACTOR)
+        if record.status == FAILED and record.kind in MEMORY_KINDS:
+            measured = max(record.peak_rss_mb or 0, record.reserved_mb or 0)
+            floors[record.stage] = int(measured * RETRY_MEMORY_FACTOR)
     return CaseState(f"a{number + 1}", memory_floor_mb=floors)
 
 

@@ -1,97 +1,80 @@
-"""Stage records: the JSON file each stage always writes for a case, whether the case succeeded or failed."""
+"""Stage records: what happened to one case in one stage, written by the stage whether the case succeeded or
+failed. `StageRecord` is the only reader and writer of their JSON (`work/{case}/{attempt}/{stage}.json`)."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
-from contextlib import contextmanager
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, fields, replace
+
+from .atomic_files import read_json, read_json_if_present, write_json
 
 DONE = "done"
 FAILED = "failed"
 SKIPPED = "skipped"
 
-STAGES = ("validate", "preprocess", "predict", "export")
 
+@dataclass(frozen=True)
+class StageRecord:
+    """One case's record of one stage. `details` holds what the stage found or wrote (validate: geometry,
+    estimates, warnings, files; export: output, export_method; ...); on disk they sit beside the rest."""
 
-@contextmanager
-def atomic_path(final_path, suffix=""):
-    """Yield a temporary path beside `final_path`; rename it over `final_path` only if the block succeeds.
+    stage: str
+    case: str
+    status: str
+    kind: str | None = None
+    message: str = ""
+    seconds: float | None = None
+    peak_rss_mb: float | None = None
+    attempt: str | None = None
+    batch: str | None = None
+    provenance: str = ""
+    reserved_mb: int | None = None
+    slurm_job_id: str | None = None
+    details: dict = field(default_factory=dict)
 
-    A crash or kill at any moment leaves either the old file or the new one at the final path,
-    never a partial one. `suffix` keeps the file ending that format-sniffing writers need.
-    """
-    final_path = Path(final_path)
-    final_path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{final_path.name}.", suffix=f".part{suffix}", dir=final_path.parent)
-    os.close(handle)
-    try:
-        yield Path(temp)
-        os.replace(temp, final_path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
+    def __post_init__(self):
+        if self.seconds is not None:
+            object.__setattr__(self, "seconds", round(self.seconds, 3))
+        if self.peak_rss_mb is not None:
+            object.__setattr__(self, "peak_rss_mb", round(self.peak_rss_mb, 1))
 
+    @property
+    def done(self) -> bool:
+        return self.status == DONE
 
-def remove_partial_files(folder) -> int:
-    """Delete temporary files and folders that a killed writer left behind (never a final path);
-    returns how many."""
-    removed = 0
-    for path in sorted(Path(folder).rglob(".*.part*"), key=lambda p: len(p.parts)):
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-            removed += 1
-        elif path.is_file():
-            path.unlink()
-            removed += 1
-    return removed
+    @property
+    def estimates(self) -> dict:
+        """Validate's memory (`{stage}_mb`) and time (`{stage}_timeout_s`) estimates; read them through
+        `resources`, which holds the one default of each."""
+        return self.details.get("estimates", {})
 
+    @property
+    def warnings(self) -> list[str]:
+        return self.details.get("warnings", [])
 
-def write_json(path, content: dict) -> None:
-    """Write JSON atomically."""
-    with atomic_path(path) as temp:
-        temp.write_text(json.dumps(content, indent=1, sort_keys=True, default=str) + "\n")
+    def skipped(self, stage: str) -> StageRecord:
+        """The record of a later stage that does not run because this one did not finish the case."""
+        return replace(self, stage=stage, status=SKIPPED, message=f"not run: {self.stage} {self.status}",
+                       seconds=None, peak_rss_mb=None, details={})
 
+    def to_json(self) -> dict:
+        content = {k: v for k, v in asdict(self).items() if k != "details"}
+        return {**self.details, **content}
 
-def read_json(path) -> dict:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    @classmethod
+    def from_json(cls, content: dict) -> StageRecord:
+        names = {f.name for f in fields(cls)} - {"details"}
+        return cls(**{k: v for k, v in content.items() if k in names},
+                   details={k: v for k, v in content.items() if k not in names})
 
+    def save(self, path) -> None:
+        write_json(path, self.to_json())
 
-def read_if_present(path) -> dict | None:
-    """A record, or None if it is not there (yet) or was cut short."""
-    try:
-        return read_json(path)
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+    @classmethod
+    def load(cls, path) -> StageRecord:
+        return cls.from_json(read_json(path))
 
-
-def stage_record(stage, case, status, *, kind=None, message="", seconds=None, peak_rss_mb=None, **extra) -> dict:
-    """A stage record: what happened to one case in one stage."""
-    return {
-        "stage": stage,
-        "case": case,
-        "status": status,
-        "kind": kind,
-        "message": message,
-        "seconds": None if seconds is None else round(seconds, 3),
-        "peak_rss_mb": None if peak_rss_mb is None else round(peak_rss_mb, 1),
-        **extra,
-    }
-
-
-def skipped_record(stage, case, upstream: dict) -> dict:
-    """Record for a case a stage does not touch because an earlier stage did not finish it."""
-    return stage_record(
-        stage,
-        case,
-        SKIPPED,
-        kind=upstream.get("kind"),
-        message=f"not run: {upstream['stage']} {upstream['status']}",
-    )
-
-
-def is_done(record: dict) -> bool:
-    return record.get("status") == DONE
+    @classmethod
+    def load_if_present(cls, path) -> StageRecord | None:
+        """The record at `path`, or None if it is not there (yet) or was cut short."""
+        content = read_json_if_present(path)
+        return None if content is None else cls.from_json(content)

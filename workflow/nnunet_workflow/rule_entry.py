@@ -1,99 +1,56 @@
-"""Bridges from Snakemake's `snakemake` object (inside `script:` jobs) to the stage functions."""
+"""The bridge from Snakemake's `snakemake` object (inside `script:` jobs) to the package: one generic entry
+for every stage rule, and one for the summary."""
 
 from __future__ import annotations
 
-from .batch import fresh_log
+from .batch import fresh_log, run_batch
 from .cases import Case
-from .export import export_batch
-from .job import CaseJob
+from .faults import fault_for
+from .job import CaseJob, RunOptions
 from .layout import Layout
+from .manifest import BatchManifest
 from .model import load_model
-from .predict import PredictOptions, predict_batch
-from .preprocess import preprocess_batch
+from .pipeline import STAGE_NAMES, STAGES
 from .provenance import provenance_key
-from .records import read_json, write_json
-from .summary import brief, write_summary
-from .validate import validate_batch
+from .summary import brief, collect_records, write_summary
 
 
 def model_from_config(config: dict):
     return load_model(config["model"], config.get("folds"), config["checkpoint"], config.get("configuration"))
 
 
-def fault_for(config: dict, case: str, stage: str) -> str | None:
-    """The test-only fault configured for this case and stage (`faults: {case: "stage:action"}`)."""
-    wanted = config.get("faults", {}).get(case, "")
-    fault_stage, _, action = wanted.partition(":")
-    return action if fault_stage == stage else None
-
-
-def _fresh_log(smk) -> str:
-    return fresh_log(smk.log[0])
-
-
-def _batch_jobs(smk, stage: str, model) -> dict[str, CaseJob]:
-    """The CaseJob of every case of the batch, each with its own log file."""
-    config = smk.config
+def batch_jobs(stage: str, config: dict, cases: dict[str, dict], upstream: dict[str, BatchManifest],
+               batch: str, threads: int = 1, reserved_mb: int | None = None,
+               max_job_mb: int | None = None) -> dict[str, CaseJob]:
+    """The CaseJob of every case of a batch. `cases`: {case: {"attempt": a1, "channels": {index: file}}};
+    `upstream`: the manifests of the earlier stages of the batch, by stage."""
+    model = model_from_config(config)
     layout, provenance = Layout(config["results"]), provenance_key(model, config)
+    options = RunOptions.from_config(config, threads=threads, max_job_mb=max_job_mb)
+    records = {name: manifest.records() for name, manifest in upstream.items()}
     return {
-        case: CaseJob(case, attempt, model, layout, provenance, str(layout.log(stage, case, attempt)),
-                      fault_for(config, case, stage), smk.resources.mem_mb)
-        for case, attempt in smk.params.attempts.items()
+        case: CaseJob(Case(case, {int(k): v for k, v in entry["channels"].items()}), entry["attempt"], model,
+                      layout, options, provenance, batch, str(layout.log(stage, case, entry["attempt"])),
+                      fault_for(config.get("faults", {}), case, stage), reserved_mb,
+                      {name: by_case[case] for name, by_case in records.items() if case in by_case})
+        for case, entry in cases.items()
     }
 
 
-def _cases_of(path) -> dict[str, dict]:
-    """The case records held by a batch record."""
-    return read_json(path)["cases"]
-
-
-def _finish_batch(smk, record: dict) -> None:
-    """Write the batch record (the rule's output; each case's own record is written as it finishes)."""
-    write_json(smk.output.record, {**record, "batch": smk.wildcards.batch})
-    with open(smk.log[0], "a") as log:
-        for case, case_record in record["cases"].items():
-            log.write(f"{record['stage']} {case}: {case_record['status']} {case_record.get('kind') or ''} "
-                      f"{case_record.get('message') or ''}\n")
-
-
-def run_validate(smk) -> None:
-    log = _fresh_log(smk)
-    model = model_from_config(smk.config)
-    jobs = _batch_jobs(smk, "validate", model)
-    cases = {case: Case(case, {int(k): v for k, v in smk.params.channels[case].items()}) for case in jobs}
-    _finish_batch(smk, validate_batch(cases, jobs, smk.config["save_probabilities"], smk.params.max_job_mb,
-                                      log, smk.resources.mem_mb))
-
-
-def run_preprocess(smk) -> None:
-    log = _fresh_log(smk)
-    jobs = _batch_jobs(smk, "preprocess", model_from_config(smk.config))
-    _finish_batch(smk, preprocess_batch(jobs, _cases_of(smk.input.validated), log, smk.resources.mem_mb))
-
-
-def run_predict(smk) -> None:
-    """Predict a batch with one model load."""
-    log = _fresh_log(smk)
-    config = smk.config
-    jobs = _batch_jobs(smk, "predict", model_from_config(config))
-    validated = _cases_of(smk.input.validated)
-    timeouts = {case: record.get("estimates", {}).get("predict_timeout_s") for case, record in validated.items()}
-    options = PredictOptions(config["step_size"], config["tta"], config["device"], smk.threads)
-    _finish_batch(smk, predict_batch(smk.wildcards.batch, jobs, _cases_of(smk.input.preprocessed), options,
-                                     timeouts, log, smk.resources.mem_mb))
-
-
-def run_export(smk) -> None:
-    log = _fresh_log(smk)
-    config = smk.config
-    jobs = _batch_jobs(smk, "export", model_from_config(config))
-    _finish_batch(smk, export_batch(jobs, _cases_of(smk.input.predicted), _cases_of(smk.input.validated),
-                                    config["save_probabilities"], config["keep_intermediates"], log,
-                                    smk.resources.mem_mb))
+def run_stage(smk) -> None:
+    """Run the stage named by the rule over the batch's cases; write the batch's manifest (the rule's output)."""
+    stage = STAGES[smk.rule]
+    log = fresh_log(smk.log[0])
+    upstream = {name: BatchManifest.load(smk.input[name]) for name in STAGE_NAMES if name in smk.input.keys()}
+    jobs = batch_jobs(stage.name, smk.config, smk.params.cases, upstream, smk.wildcards.batch, smk.threads,
+                      smk.resources.mem_mb, smk.params.get("max_job_mb"))
+    run_batch(stage, jobs, log, smk.resources.mem_mb).save(smk.output.manifest)
 
 
 def run_summary(smk) -> None:
-    _fresh_log(smk)
-    table = write_summary(smk.params.attempts, Layout(smk.config["results"]))
+    fresh_log(smk.log[0])
+    layout = Layout(smk.config["results"])
+    records = collect_records(smk.input.manifests, smk.input.finished)
+    table = write_summary(smk.params.attempts, records, layout, smk.output.summary)
     with open(smk.log[0], "a") as log:
         log.write(brief(table, smk.output.summary) + "\n")

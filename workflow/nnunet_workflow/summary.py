@@ -1,47 +1,64 @@
-"""Stage `summary`: one row per case from its stage records: status, failing stage, reason, time, memory, logs."""
+"""Stage `summary`: one row per case from its stage records: status, failing stage, reason, time, memory, logs.
+
+It reads what its rule declares: the manifests of the run's batch jobs (which name their cases' records)
+and the records of the cases finished in earlier runs."""
 
 from __future__ import annotations
 
 import pandas as pd
 
+from .atomic_files import atomic_path
 from .layout import Layout
-from .records import DONE, FAILED, STAGES, atomic_path, read_if_present
+from .manifest import BatchManifest
+from .pipeline import STAGE_NAMES
+from .records import DONE, FAILED, StageRecord
 
 PENDING = "pending"
 COLUMNS = ["case", "status", "stage", "kind", "message", "output", "log", "batch", "attempt", "warnings"]
 
 
-def case_row(case: str, attempt: str, layout: Layout) -> dict:
+def collect_records(manifest_paths, record_paths) -> dict[str, dict[str, StageRecord]]:
+    """{case: {stage: record}} from batch manifests and from record files."""
+    records: dict[str, dict[str, StageRecord]] = {}
+    paths = [p for manifest in manifest_paths for p in BatchManifest.load(manifest).cases.values()]
+    for path in [*paths, *record_paths]:
+        record = StageRecord.load(path)
+        records.setdefault(record.case, {})[record.stage] = record
+    return records
+
+
+def case_row(case: str, attempt: str, records: dict[str, StageRecord], layout: Layout) -> dict:
     """The summary row of one case, from the records of its current attempt."""
     row = {"case": case, "status": PENDING, "stage": "", "kind": "", "message": "", "output": "", "batch": "",
            "attempt": attempt, "log": str(layout.log("validate", case, attempt))}
-    for stage in STAGES:
-        record = read_if_present(layout.record(stage, case, attempt))
-        row[f"{stage}_seconds"] = record.get("seconds") if record else None
-        row[f"{stage}_peak_mb"] = record.get("peak_rss_mb") if record else None
-        row[f"{stage}_slurm_job"] = record.get("slurm_job_id") if record else None
+    for stage in STAGE_NAMES:
+        record = records.get(stage)
+        row[f"{stage}_seconds"] = record.seconds if record else None
+        row[f"{stage}_peak_mb"] = record.peak_rss_mb if record else None
+        row[f"{stage}_slurm_job"] = record.slurm_job_id if record else None
         if stage == "predict" and record:
-            row["batch"] = record.get("batch", "")
+            row["batch"] = record.batch or ""
         if stage == "validate":
-            row["warnings"] = "; ".join(record.get("warnings", [])) if record else ""
+            row["warnings"] = "; ".join(record.warnings) if record else ""
         if row["status"] != PENDING or record is None:
             continue
         row["log"] = str(layout.log(stage, case, attempt))
-        if record["status"] != DONE:
-            kind = record.get("kind") or "error"
-            row.update(status=FAILED, stage=stage, kind=kind, message=record.get("message", ""))
+        if not record.done:
+            row.update(status=FAILED, stage=stage, kind=record.kind or "error", message=record.message)
         else:
             row["stage"] = stage
-            if stage == STAGES[-1]:
-                row.update(status=DONE, output=record.get("output", ""))
+            if stage == STAGE_NAMES[-1]:
+                row.update(status=DONE, output=record.details.get("output", ""))
     return row
 
 
-def write_summary(attempts: dict[str, str], layout: Layout) -> pd.DataFrame:
+def write_summary(attempts: dict[str, str], records: dict[str, dict[str, StageRecord]], layout: Layout,
+                  path=None) -> pd.DataFrame:
     """Write `summary.tsv` (atomically) for every case of the run, in case order; returns the table."""
-    table = pd.DataFrame([case_row(case, attempts[case], layout) for case in sorted(attempts)])
+    rows = [case_row(case, attempts[case], records.get(case, {}), layout) for case in sorted(attempts)]
+    table = pd.DataFrame(rows)
     table = table[COLUMNS + [c for c in table.columns if c not in COLUMNS]]
-    with atomic_path(layout.summary(), suffix=".tsv") as temp:
+    with atomic_path(path or layout.summary(), suffix=".tsv") as temp:
         table.to_csv(temp, sep="\t", index=False)
     return table
 

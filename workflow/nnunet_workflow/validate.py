@@ -1,7 +1,8 @@
-"""Stage `validate`: check a case against the model from file headers, before any voxel is processed.
+"""Stage `validate`: check a case against the model before nnU-Net sees it: channels, headers and geometry
+first, the memory it would need from its header, then every voxel once (truncated data, NaN/Inf).
 
 Catches what would otherwise fail deep inside nnU-Net (or, worse, silently produce nonsense) and
-writes the case's geometry and memory estimates for the later stages.
+writes the case's geometry and memory and time estimates for the later stages.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import memory
+from . import memory, timeouts
 from .cases import Case
+from .failures import CaseError
 from .job import CaseJob
 from .model import ModelInfo
-from .batch import run_batch
-from .supervise import CaseError, run_once
+from .stage import Stage
 
 # Channels of one case must agree: spacing as nnU-Net's reader demands (numpy.allclose defaults),
 # origin within ORIGIN_TOLERANCE_MM and direction cosines within DIRECTION_TOLERANCE.
@@ -201,8 +202,9 @@ def spacing_warnings(spacing, model: ModelInfo) -> list[str]:
             "(nnU-Net resamples it; check that this model suits these images)"]
 
 
-def inspect_case(_state, case: Case, model: ModelInfo, save_probabilities: bool, max_job_mb: int | None) -> dict:
+def inspect_case(_state, job: CaseJob) -> dict:
     """All checks of one case; returns its geometry, stage estimates and warnings, or raises CaseError."""
+    case, model = job.case, job.model
     check_channels(case, model)
     headers = [read_header(path) for path in case.files()]
     for header in headers:
@@ -210,8 +212,11 @@ def inspect_case(_state, case: Case, model: ModelInfo, save_probabilities: bool,
     check_geometry_agreement(headers)
     shape, spacing = nnunet_geometry(headers[0], model)
     bytes_per_voxel = max(h["bytes_per_voxel"] for h in headers)
-    estimates = memory.stage_estimates(shape, spacing, len(headers), bytes_per_voxel, model, save_probabilities)
-    check_memory(estimates, max_job_mb)
+    estimates = memory.stage_estimates(shape, spacing, len(headers), bytes_per_voxel, model,
+                                       job.options.save_probabilities)
+    estimates.update(timeouts.stage_timeouts_s(estimates["voxels"], estimates["voxels_resampled"], len(headers),
+                                               model.num_classes, len(model.folds)))
+    check_memory(estimates, job.options.max_job_mb)
     warnings = spacing_warnings(spacing, model)
     for header in headers:
         check_complete(header)
@@ -223,22 +228,4 @@ def inspect_case(_state, case: Case, model: ModelInfo, save_probabilities: bool,
     return {"geometry": geometry, "estimates": estimates, "warnings": warnings}
 
 
-def validate_task(case: Case, job: CaseJob, save_probabilities=False, max_job_mb=None) -> tuple[tuple, float]:
-    """The supervised task that validates a case, and its timeout."""
-    return (case, job.model, save_probabilities, max_job_mb), memory.validate_timeout_s(case.files())
-
-
-def validate_case(case: Case, job: CaseJob, save_probabilities=False, max_job_mb=None) -> dict:
-    """Run the checks of one case in its own supervised worker; return the validate stage record."""
-    task, timeout = validate_task(case, job, save_probabilities, max_job_mb)
-    outcome = run_once(inspect_case, task, timeout, job.log_path, job.fault, job.reserved_mb)
-    return job.record("validate", outcome, files=case.files())
-
-
-def validate_batch(cases: dict[str, Case], jobs: dict[str, CaseJob], save_probabilities=False, max_job_mb=None,
-                   log_path=None, reserved_mb=None) -> dict:
-    """Validate the cases of a batch in one worker; returns the batch record (records under "cases")."""
-    return run_batch("validate", jobs, lambda case, job: validate_task(cases[case], job, save_probabilities,
-                                                                       max_job_mb),
-                     inspect_case, log_path=log_path, reserved_mb=reserved_mb,
-                     case_fields=lambda case: {"files": cases[case].files()})
+VALIDATE = Stage("validate", handle=inspect_case, fields=lambda job: {"files": job.case.files()})

@@ -1,18 +1,18 @@
 # Resample the logits of a batch's cases to their original geometry; write each segmentation atomically.
 rule export:
     input:
-        predicted=rules.predict.output.record,
-        validated=rules.validate.output.record,
+        predict=rules.predict.output.manifest,
+        validate=rules.validate.output.manifest,
     output:
-        record=str(LAYOUT.batch_record("{batch}", "export")),
+        manifest=str(LAYOUT.manifest("{batch}", "export")),
     log:
         str(LAYOUT.log("export", "{batch}")),
     conda:
         "../../envs/nnunet.yaml"
     resources:
-        mem_mb=batch_mb("export"),
-        runtime=batch_runtime("export"),
+        mem_mb=POLICY.mem_mb("export"),
+        runtime=POLICY.runtime("export"),
     params:
-        attempts=batch_attempts,
+        cases=batch_cases,
     script:
-        "../scripts/export.py"
+        "../scripts/stage.py"

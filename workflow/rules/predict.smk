@@ -1,20 +1,20 @@
 # Predict a batch of preprocessed cases with one model load (GPU job).
 rule predict:
     input:
-        preprocessed=rules.preprocess.output.record,
-        validated=rules.validate.output.record,
+        preprocess=rules.preprocess.output.manifest,
+        validate=rules.validate.output.manifest,
     output:
-        record=str(LAYOUT.batch_record("{batch}", "predict")),
+        manifest=str(LAYOUT.manifest("{batch}", "predict")),
     log:
         str(LAYOUT.log("predict", "{batch}")),
     conda:
         "../../envs/nnunet.yaml"
     threads: config["predict_threads"]
     resources:
-        mem_mb=batch_mb("predict"),
-        runtime=batch_runtime("predict", MODEL_LOAD_S),
-        gpu=predict_gpus(),
+        mem_mb=POLICY.mem_mb("predict"),
+        runtime=POLICY.runtime("predict"),
+        gpu=predict_gpus(config["device"]),
     params:
-        attempts=batch_attempts,
+        cases=batch_cases,
     script:
-        "../scripts/predict.py"
+        "../scripts/stage.py"

@@ -1,17 +1,17 @@
 # nnU-Net's own preprocessing of the validated cases of a batch, one case at a time in one worker.
 rule preprocess:
     input:
-        validated=rules.validate.output.record,
+        validate=rules.validate.output.manifest,
     output:
-        record=str(LAYOUT.batch_record("{batch}", "preprocess")),
+        manifest=str(LAYOUT.manifest("{batch}", "preprocess")),
     log:
         str(LAYOUT.log("preprocess", "{batch}")),
     conda:
         "../../envs/nnunet.yaml"
     resources:
-        mem_mb=batch_mb("preprocess"),
-        runtime=batch_runtime("preprocess"),
+        mem_mb=POLICY.mem_mb("preprocess"),
+        runtime=POLICY.runtime("preprocess"),
     params:
-        attempts=batch_attempts,
+        cases=batch_cases,
     script:
-        "../scripts/preprocess.py"
+        "../scripts/stage.py"

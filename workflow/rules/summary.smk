@@ -5,7 +5,8 @@ localrules:
 # One row per case: status, failing stage, reason, seconds and peak memory per stage, logs.
 rule summary:
     input:
-        exported=batch_exports(),
+        manifests=batch_manifests(),
+        finished=finished_records(),
     output:
         summary=str(LAYOUT.summary()),
     log:

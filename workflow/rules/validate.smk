@@ -1,19 +1,18 @@
-# Check the cases of a batch against the model from their headers; record geometry and memory estimates.
+# Check the cases of a batch against the model; record their geometry and memory and time estimates.
 rule validate:
     input:
         channels=batch_channel_files,
     output:
-        record=str(LAYOUT.batch_record("{batch}", "validate")),
+        manifest=str(LAYOUT.manifest("{batch}", "validate")),
     log:
         str(LAYOUT.log("validate", "{batch}")),
     conda:
         "../../envs/nnunet.yaml"
     resources:
-        mem_mb=validate_batch_mb,
-        runtime=validate_batch_runtime,
+        mem_mb=POLICY.mem_mb("validate"),
+        runtime=POLICY.runtime("validate"),
     params:
-        attempts=batch_attempts,
-        channels=batch_channels,
+        cases=batch_cases,
         max_job_mb=PLAN.max_job_mem_mb,
     script:
-        "../scripts/validate.py"
+        "../scripts/stage.py"

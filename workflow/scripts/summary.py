@@ -1,10 +1,5 @@
-"""Entry point of rule summary; the logic lives in the nnunet_workflow package."""
+"""Entry point of rule summary; the logic is in nnunet_workflow."""
 
-import sys
-from pathlib import Path
+from nnunet_workflow.rule_entry import run_summary
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 (snakemake is injected)
-
-from nnunet_workflow.rule_entry import run_summary  # noqa: E402
-
-run_summary(snakemake)  # noqa: F821
+run_summary(snakemake)  # noqa: F821 (snakemake is injected)

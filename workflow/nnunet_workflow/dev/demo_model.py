@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nnunet_workflow import demo_data
+from nnunet_workflow.dev import demo_data
 
 # Bump whenever the generator or this recipe changes: an existing cache with another version is rebuilt.
 BUILD_VERSION = f"demo-model-2/generator-{demo_data.GENERATOR_VERSION}"
@@ -92,8 +92,7 @@ def _build(nnunet_root: Path) -> Path:
           "--verify_dataset_integrity", "--no_pp", "-npfp", str(N_PROCESSES)], env, log)
     _shrink_plans(nnunet_root / "nnUNet_preprocessed" / dataset_dir.name / f"{PLANS}.json")
     _run([_cli("nnUNetv2_preprocess"), "-d", dataset_id, "-c", CONFIGURATION, "-np", str(N_PROCESSES)], env, log)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH")]))
-    train = f"from nnunet_workflow.demo_model import train_fold0; train_fold0({NUM_EPOCHS})"
+    train = f"from nnunet_workflow.dev.demo_model import train_fold0; train_fold0({NUM_EPOCHS})"
     _run([sys.executable, "-c", train], env, log)
     return _model_folder(nnunet_root)
 

@@ -11,25 +11,22 @@ import sys
 import time
 from pathlib import Path
 
-from . import memory
-from .layout import WORK, Layout
-from .model import load_model
-from .records import read_if_present
+from .. import memory
+from ..layout import WORK, Layout
+from ..model import load_model
+from ..pipeline import STAGE_NAMES
+from ..records import StageRecord
+from . import runner
+from .runner import BIN
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-STAGES = ("preprocess", "predict", "export")
+# the stages whose workers' peaks the memory model estimates (validate's is a fixed base)
+STAGES = STAGE_NAMES[1:]
 
 
 def run_workflow(model, source, results, cores=2, extra=(), **config) -> float:
     """Run `snakemake --cores N --config ...` from the repository root; return its wall time (s)."""
-    settings = {"model": model, "input": source, "results": results, **config}
-    command = [str(BIN / "snakemake"), "--cores", str(cores), *extra, "--config",
-               *(f"{key}={value}" for key, value in settings.items())]
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"snakemake failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    runner.run_workflow(model, source, results, *extra, cores=cores, **config)
     return time.perf_counter() - started
 
 
@@ -47,21 +44,21 @@ def stage_memory(results, model_folder, save_probabilities=False) -> list[dict]:
     for case_dir in sorted(p for p in (layout.results / WORK).iterdir() if p.is_dir()):
         case = case_dir.name
         attempt = last_attempt(layout, case)
-        validated = read_if_present(layout.record("validate", case, attempt)) if attempt else None
-        if not validated or "geometry" not in validated:
+        validated = StageRecord.load_if_present(layout.record("validate", case, attempt)) if attempt else None
+        if not validated or "geometry" not in validated.details:
             continue
-        geometry = validated["geometry"]
+        geometry = validated.details["geometry"]
         estimates = memory.stage_estimates(geometry["shape_nnunet"], geometry["spacing_nnunet"],
                                            geometry["channels"], geometry["bytes_per_voxel"], model,
                                            save_probabilities)
         for stage in STAGES:
-            record = read_if_present(layout.record(stage, case, attempt)) or {}
-            if record.get("status") != "done":
+            record = StageRecord.load_if_present(layout.record(stage, case, attempt))
+            if record is None or not record.done:
                 continue
             rows.append({"case": case, "classes": model.num_classes, "stage": stage,
                          "voxels": estimates["voxels"], "voxels_resampled": estimates["voxels_resampled"],
                          "separate_z": estimates["separate_z"], "estimate_mb": estimates[f"{stage}_mb"],
-                         "measured_mb": record.get("peak_rss_mb"), "seconds": record.get("seconds")})
+                         "measured_mb": record.peak_rss_mb, "seconds": record.seconds})
     for row in rows:
         row["ratio"] = round(row["estimate_mb"] / row["measured_mb"], 2) if row["measured_mb"] else None
     return rows
@@ -97,7 +94,7 @@ def run_measured(command, env=None, cwd=None, log=None) -> dict:
              " file=sys.stderr)")
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", probe, *map(str, command)], env=env, cwd=cwd,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if log:
         Path(log).write_text(done.stdout + done.stderr)
@@ -112,10 +109,9 @@ def run_measured(command, env=None, cwd=None, log=None) -> dict:
 
 
 def environment(**extra) -> dict:
-    """This process's environment with the venv's bin first on PATH and the package importable."""
+    """This process's environment with the venv's bin first on PATH."""
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONPATH"] = f"{REPO / 'workflow'}{os.pathsep}{env.get('PYTHONPATH', '')}".rstrip(os.pathsep)
     env.update({k: str(v) for k, v in extra.items()})
     return env
 

@@ -4,9 +4,9 @@ nnU-Net v2 raw-format training data, demo test cases with ground truth, and a Di
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import SimpleITK as sitk

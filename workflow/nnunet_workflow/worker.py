@@ -1,4 +1,4 @@
-"""Supervised workers: stage work runs in a child process whose death, timeout or error becomes a record.
+"""Supervised workers: stage work runs in a forked child whose death, timeout or error becomes an outcome.
 
 The parent never imports nnU-Net or torch; it watches the child's peak memory and exit status, so an
 out-of-memory kill of one case is reported for that case instead of ending the job (nnU-Net's
@@ -15,21 +15,13 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
+from .failures import death_kind_and_message, error_kind, error_message
+from .process_memory import peak_rss_mb, release_freed_memory, reset_peak_rss, resident_mb
 from .records import DONE, FAILED
 
 POLL_SECONDS = 0.1
-# A worker SIGKILLed at or above this share of its reserved memory is reported as out of memory.
-OOM_SHARE = 0.9
 # A persistent worker holding this much more than after its setup once a task is done is replaced.
 RECYCLE_SLACK_MB = 128
-
-
-class CaseError(Exception):
-    """A failure caused by the case's data: reported as a sentence, without a traceback in the summary."""
-
-    def __init__(self, message, kind="invalid_input"):
-        super().__init__(message)
-        self.kind = kind
 
 
 @dataclass
@@ -46,94 +38,6 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.status == DONE
-
-
-def _status_mb(pid, field: str) -> float | None:
-    """A memory field of /proc/PID/status (VmHWM, VmRSS) in MB, or None if the process is gone."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    return None
-
-
-def peak_rss_mb(pid="self") -> float | None:
-    """Peak resident memory (VmHWM) of a process in MB, or None if it is gone."""
-    return _status_mb(pid, "VmHWM")
-
-
-def resident_mb(pid="self") -> float | None:
-    """Resident memory (VmRSS) of a process in MB now, or None if it is gone."""
-    return _status_mb(pid, "VmRSS")
-
-
-def _release_freed_memory() -> None:
-    """Give memory freed by the last task back to the OS (glibc keeps freed heap chunks otherwise), so
-    the next task in a persistent worker starts from the worker's base. (No gc.collect(): it takes
-    0.1 s in a process holding torch, and arrays are freed as soon as the task drops them.)"""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def _reset_peak_rss() -> None:
-    """Restart the VmHWM count of this process (Linux >= 4.0), so each task gets its own peak."""
-    try:
-        with open("/proc/self/clear_refs", "w") as refs:
-            refs.write("5")
-    except OSError:
-        pass
-
-
-def _classify(error: BaseException) -> str:
-    if isinstance(error, CaseError):
-        return error.kind
-    if isinstance(error, MemoryError):
-        return "out_of_memory"
-    if type(error).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError, without importing torch
-        return "gpu_out_of_memory"
-    return "error"
-
-
-def _describe(error: BaseException) -> str:
-    """One line for the summary: the sentence of a data error, else the exception type and text."""
-    if isinstance(error, CaseError):
-        return str(error)
-    if isinstance(error, MemoryError):
-        return f"ran out of memory (MemoryError{': ' + str(error) if str(error) else ''})"
-    return f"{type(error).__name__}: {error}".splitlines()[0]
-
-
-def inject_fault(fault: str) -> None:
-    """Test-only faults: SIGKILL this worker, exhaust its memory (MemoryError), stall until killed
-    (the stage's timeout or a test ends it), or raise an error."""
-    print(f"injecting fault {fault!r}", flush=True)
-    if fault == "stall":
-        while True:
-            time.sleep(60)
-    if fault == "kill":
-        os.kill(os.getpid(), signal.SIGKILL)
-    if fault == "oom":
-        import resource
-
-        with open("/proc/self/statm") as statm:
-            address_space = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-        limits = resource.getrlimit(resource.RLIMIT_AS)
-        resource.setrlimit(resource.RLIMIT_AS, (address_space + 512 * 1024 * 1024, limits[1]))
-        hog = []
-        try:
-            while True:
-                hog.append(b"\1" * (64 * 1024 * 1024))
-        finally:
-            hog.clear()
-            resource.setrlimit(resource.RLIMIT_AS, limits)
-    raise RuntimeError("injected fault")
 
 
 def _die_with_parent() -> None:
@@ -169,33 +73,30 @@ def _child_main(connection, setup, handle, log_path):
         connection.send(("ready", None))
     except BaseException as error:  # noqa: BLE001 - reported to the parent, which records it
         traceback.print_exc()
-        connection.send(("setup_failed", (_classify(error), _describe(error))))
+        connection.send(("setup_failed", (error_kind(error), error_message(error))))
         return
     while True:
         message = connection.recv()
         if message is None:
             return
-        fault, task, task_log = message
+        task, task_log = message
         if task_log is not None:
             _output_to(task_log)
-        _reset_peak_rss()
+        reset_peak_rss()
         try:
-            if fault:
-                inject_fault(fault)
-            result = handle(state, *task)
-            reply = ("done", result or {})
+            reply = ("done", handle(state, task) or {})
         except BaseException as error:  # noqa: BLE001
             traceback.print_exc()
-            reply = ("failed", (_classify(error), _describe(error)))
+            reply = ("failed", (error_kind(error), error_message(error)))
         sys.stdout.flush()
         sys.stderr.flush()
         peak = peak_rss_mb()
-        _release_freed_memory()
+        release_freed_memory()
         connection.send((reply[0], reply[1], peak))
 
 
 class Worker:
-    """A forked child that runs `setup()` once, then `handle(state, *task)` for each task it is given.
+    """A forked child that runs `setup()` once, then `handle(state, task)` for each task it is given.
 
     If the child dies or overruns a timeout, that task fails with kind `killed`/`out_of_memory` or
     `timeout`, and the next task starts a fresh child (running `setup` again). A child that still holds
@@ -219,8 +120,7 @@ class Worker:
         self.process.start()
         child_end.close()
         self.starts += 1
-        started = time.monotonic()
-        outcome = self._wait(started, self.setup_timeout_s)
+        outcome = self._wait(time.monotonic(), self.setup_timeout_s)
         if isinstance(outcome, Outcome):
             self.close()
             return outcome
@@ -251,25 +151,19 @@ class Worker:
 
     def _died(self, elapsed: float, peak: float | None) -> Outcome:
         self.process.join()
-        code = self.process.exitcode
-        reason = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit status {code}"
-        kind = "killed" if code == -signal.SIGKILL else "error"
-        message = f"worker process died ({reason})"
-        if kind == "killed" and self.reserved_mb and peak and peak >= OOM_SHARE * self.reserved_mb:
-            kind = "out_of_memory"
-            message += f" at {peak:.0f} MB of {self.reserved_mb} MB reserved"
+        kind, message = death_kind_and_message(self.process.exitcode, peak, self.reserved_mb)
         return Outcome(FAILED, kind=kind, message=message, seconds=elapsed, peak_rss_mb=peak)
 
-    def run(self, task: tuple, timeout_s: float, fault: str | None = None, log_path=None) -> Outcome:
-        """Run one task in the child, starting one if needed; `fault` is injected first (tests only).
-        The task's output goes to `log_path` when given (and stays there for later tasks until another)."""
+    def run(self, task, timeout_s: float, log_path=None) -> Outcome:
+        """Run one task in the child, starting one if needed. The task's output goes to `log_path` when
+        given (and stays there for later tasks until another)."""
         if self.process is None:
             failed_start = self._start()
             if failed_start is not None:
                 return failed_start
         started = time.monotonic()
         resident = peak_rss_mb(self.process.pid)  # a worker killed at once still reports what it held
-        self.connection.send((fault, task, None if log_path is None else str(log_path)))
+        self.connection.send((task, None if log_path is None else str(log_path)))
         reply = self._wait(started, timeout_s, resident)
         seconds = time.monotonic() - started
         if isinstance(reply, Outcome):
@@ -299,10 +193,10 @@ class Worker:
         self.process = None
 
 
-def run_once(handle, task: tuple, timeout_s: float, log_path=None, fault=None, reserved_mb=None) -> Outcome:
+def run_once(handle, task, timeout_s: float, log_path=None, reserved_mb=None) -> Outcome:
     """Run a single task in a fresh supervised child."""
     worker = Worker(handle, log_path=log_path, reserved_mb=reserved_mb)
     try:
-        return worker.run(task, timeout_s, fault)
+        return worker.run(task, timeout_s)
     finally:
         worker.close()

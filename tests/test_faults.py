@@ -1,0 +1,59 @@
+"""Test-only faults: each action makes the worker fail the way it says, through the wrapper around a
+stage's handler; the config names them per case and stage."""
+
+import time
+
+import pytest
+
+from nnunet_workflow.faults import FAULT_ACTIONS, fault_for, with_faults
+from nnunet_workflow.worker import run_once
+
+
+class Job:
+    def __init__(self, fault):
+        self.fault = fault
+
+
+def handle(state, job):
+    return {"handled": True}
+
+
+def test_without_a_fault_the_handler_runs():
+    outcome = run_once(with_faults(handle), Job(None), timeout_s=30)
+    assert outcome.ok and outcome.result == {"handled": True}
+
+
+@pytest.mark.parametrize("fault, kind, message", [
+    ("kill", "killed", "worker process died (signal SIGKILL)"),
+    ("oom", "out_of_memory", "ran out of memory (MemoryError)"),
+    ("raise", "error", "RuntimeError: injected fault"),
+    ("stall", "timeout", "no result after 3 s; stopped"),
+])
+def test_each_fault_fails_the_task_as_it_says(tmp_path, fault, kind, message):
+    log = tmp_path / "case.log"
+    started = time.monotonic()
+    outcome = run_once(with_faults(handle), Job(fault), timeout_s=3, log_path=str(log))
+    assert (outcome.status, outcome.kind, outcome.message) == ("failed", kind, message)
+    assert f"injecting fault {fault!r}" in log.read_text()
+    assert time.monotonic() - started < 60
+
+
+def test_faults_are_named_per_case_and_stage():
+    faults = {"c1": "predict:kill", "c2": "export:stall"}
+    assert fault_for(faults, "c1", "predict") == "kill"
+    assert fault_for(faults, "c1", "export") is None
+    assert fault_for(faults, "c2", "export") == "stall"
+    assert fault_for(faults, "c3", "predict") is None
+
+
+def test_the_schema_allows_every_action_and_no_other():
+    import re
+
+    import yaml
+
+    from nnunet_workflow.dev.runner import REPO
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    pattern = schema["properties"]["faults"]["additionalProperties"]["pattern"]
+    assert all(re.match(pattern, f"predict:{action}") for action in FAULT_ACTIONS)
+    assert not re.match(pattern, "predict:explode") and not re.match(pattern, "summary:kill")

@@ -1,0 +1,78 @@
+"""Reading a trained-model folder: configuration from the folder name, folds as nnU-Net finds them,
+channels, classes and regions, inherited configurations, and a sentence for every unusable folder."""
+
+import json
+
+import pytest
+
+from nnunet_workflow.model import ModelError, count_classes, load_model
+
+DATASET = {"channel_names": {"1": "T2", "0": "T1"}, "labels": {"background": 0, "tumour": 1, "oedema": 2},
+           "file_ending": ".nii.gz"}
+PLANS = {"transpose_forward": [2, 0, 1], "image_reader_writer": "NibabelIO", "configurations": {
+    "3d_fullres": {"spacing": [1, 0.5, 0.5], "patch_size": [64, 96, 96],
+                   "resampling_fn_probabilities": "resample_data_or_seg_to_shape",
+                   "resampling_fn_probabilities_kwargs": {"is_seg": False, "order": 1, "order_z": 0}},
+    "3d_custom": {"inherits_from": "3d_fullres", "spacing": [2, 1, 1]},
+    "2d": {"spacing": [0.5, 0.5], "patch_size": [256, 256],
+           "resampling_fn_probabilities": "resample_data_or_seg_to_shape",
+           "resampling_fn_probabilities_kwargs": {"is_seg": False, "order": 3, "order_z": 0}}}}
+
+
+def model_folder(tmp_path, name="nnUNetTrainer__nnUNetPlans__3d_fullres", folds=("0", "1"), dataset=None):
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "dataset.json").write_text(json.dumps(dataset or DATASET))
+    (folder / "plans.json").write_text(json.dumps(PLANS))
+    for fold in folds:
+        (folder / f"fold_{fold}").mkdir()
+        (folder / f"fold_{fold}" / "checkpoint_final.pth").write_bytes(b"weights")
+    return folder
+
+
+def test_a_model_folder_tells_its_configuration_folds_channels_and_geometry(tmp_path):
+    model = load_model(model_folder(tmp_path, folds=("1", "0", "all")))
+    assert model.configuration == "3d_fullres" and model.dimensions == 3
+    assert model.folds == ("0", "1", "all")
+    assert model.channel_names == ("T1", "T2") and model.num_channels == 2 and model.num_classes == 3
+    assert model.image_reader_writer == "NibabelIO" and model.transpose_forward == (2, 0, 1)
+    assert model.target_spacing == (1.0, 0.5, 0.5) and model.streaming_export
+
+
+def test_given_folds_configuration_and_inheritance(tmp_path):
+    folder = model_folder(tmp_path)
+    assert load_model(folder, folds=[1]).folds == ("1",)
+    custom = load_model(folder, configuration="3d_custom")
+    assert custom.target_spacing == (2.0, 1.0, 1.0) and custom.patch_size == (64, 96, 96)  # the rest inherited
+    flat = load_model(folder, configuration="2d")
+    assert flat.dimensions == 2 and not flat.streaming_export  # order-3 resampling: nnU-Net's own export
+
+
+def test_region_models_count_one_output_per_region():
+    regions = {"background": 0, "whole tumour": [1, 2, 3], "tumour core": [2, 3], "enhancing": 3}
+    assert count_classes(regions) == 3
+    assert count_classes({"background": 0, "a": 1, "b": 2, "ignore": 3}) == 3
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda f: f.with_name("missing"), "model folder {folder} does not exist"),
+    (lambda f: (f / "plans.json").unlink() or f, "model folder {folder} has no plans.json"),
+    (lambda f: (f / "dataset.json").write_text("{oops") and None, "{folder}/dataset.json is not valid JSON"),
+])
+def test_unusable_folders_are_refused_with_a_sentence(tmp_path, change, message):
+    folder = change(model_folder(tmp_path)) or tmp_path / "nnUNetTrainer__nnUNetPlans__3d_fullres"
+    with pytest.raises(ModelError) as refused:
+        load_model(folder)
+    assert str(refused.value).startswith(message.format(folder=folder))
+
+
+def test_configuration_and_folds_that_are_not_there_are_named(tmp_path):
+    folder = model_folder(tmp_path, name="my_model")
+    with pytest.raises(ModelError, match="cannot tell the configuration from the model folder name 'my_model'"):
+        load_model(folder)
+    with pytest.raises(ModelError, match="configuration '3d_lowres' is not in .*plans.json"):
+        load_model(folder, configuration="3d_lowres")
+    with pytest.raises(ModelError, match="has no checkpoint_final.pth for fold\\(s\\) 4"):
+        load_model(folder, folds=[0, 4], configuration="3d_fullres")
+    with pytest.raises(ModelError, match="has no checkpoint_best.pth for fold\\(s\\) any"):
+        load_model(folder, checkpoint="checkpoint_best.pth", configuration="3d_fullres")

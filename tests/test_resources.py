@@ -1,0 +1,106 @@
+"""The resource policy: reservations per batch from the validate records, floors after an out-of-memory
+attempt, the cap of the largest job, runtimes, defaults for a case without estimates, and budgets."""
+
+from types import SimpleNamespace
+
+from nnunet_workflow import memory, resources
+from nnunet_workflow.cases import Case
+from nnunet_workflow.layout import Layout
+from nnunet_workflow.manifest import BatchManifest
+from nnunet_workflow.plan import RunPlan
+from nnunet_workflow.records import StageRecord
+
+
+def policy_with_validated(tmp_path, runs_locally=True, max_job_mem_mb=None, floors=None):
+    """A plan with one batch of three cases: two validated with estimates, one that failed validate."""
+    layout = Layout(tmp_path)
+    estimates = {"big": {"preprocess_mb": 3000, "preprocess_timeout_s": 400, "predict_mb": 1500,
+                         "predict_timeout_s": 900},
+                 "small": {"preprocess_mb": 700, "preprocess_timeout_s": 310, "predict_mb": 900,
+                           "predict_timeout_s": 610}}
+    paths = {}
+    for case in ("big", "small", "bad"):
+        record = StageRecord("validate", case, "done" if case in estimates else "failed", attempt="a1",
+                             details={"estimates": estimates[case]} if case in estimates else {})
+        paths[case] = str(layout.record("validate", case, "a1"))
+        record.save(paths[case])
+    manifest = tmp_path / "batch_1.validate.json"
+    BatchManifest("validate", "batch_1", paths, 1, 1).save(manifest)
+    plan = RunPlan(attempts=dict.fromkeys(paths, "a1"), pending=list(paths), batches={"batch_1": list(paths)},
+                   memory_floor_mb=floors or {}, max_job_mem_mb=max_job_mem_mb)
+    cases = {case: Case(case, {0: str(tmp_path / f"{case}_0000.nii")}) for case in paths}
+    for case in cases.values():
+        (tmp_path / f"{case.id}_0000.nii").write_bytes(b"\0" * (3 << 20))
+    policy = resources.ResourcePolicy(plan, cases, runs_locally)
+    return policy, SimpleNamespace(batch="batch_1"), SimpleNamespace(validate=str(manifest))
+
+
+def test_a_batch_reserves_its_largest_case_plus_the_job_around_it(tmp_path):
+    policy, wildcards, input = policy_with_validated(tmp_path)
+    assert policy.mem_mb("preprocess")(wildcards, input) == 3000 + resources.LOCAL_JOB_OVERHEAD_MB
+    assert policy.mem_mb("predict")(wildcards, input) == 1500 + resources.LOCAL_JOB_OVERHEAD_MB
+    # validate's own estimate comes from the channel files: a base and twice the largest file's content
+    assert policy.mem_mb("validate")(wildcards, None) == memory.VALIDATE_BASE_MB + 6 + resources.LOCAL_JOB_OVERHEAD_MB
+    cluster, wildcards, input = policy_with_validated(tmp_path, runs_locally=False)
+    assert cluster.mem_mb("preprocess")(wildcards, input) == 3000 + resources.CLUSTER_JOB_OVERHEAD_MB
+
+
+def test_a_case_without_estimates_reserves_the_stage_base_and_its_default_time(tmp_path):
+    policy, wildcards, input = policy_with_validated(tmp_path)
+    validated = BatchManifest.load(input.validate).records()
+    assert resources.estimated_mb("export", policy.cases["bad"], validated["bad"]) == memory.NNUNET_BASE_MB
+    assert resources.estimated_mb("predict", policy.cases["bad"], None) == memory.PREDICT_BASE_MB
+    assert resources.estimated_s("export", policy.cases["bad"], validated["bad"]) == 600
+
+
+def test_floors_after_running_out_of_memory_and_the_cap_of_the_largest_job(tmp_path):
+    floored, wildcards, input = policy_with_validated(tmp_path, floors={"small": {"predict": 5000}})
+    assert floored.mem_mb("predict")(wildcards, input) == 5000
+    assert floored.reserved_mb("preprocess", "small", 700) == 800  # the floor is for predict only
+    capped, wildcards, input = policy_with_validated(tmp_path, max_job_mem_mb=2000, floors={"small": {"predict": 5000}})
+    assert capped.mem_mb("predict")(wildcards, input) == 2000
+    assert capped.mem_mb("preprocess")(wildcards, input) == 2000
+
+
+def test_runtime_is_the_sum_of_the_timeouts_plus_the_worker_start_in_minutes(tmp_path):
+    policy, wildcards, input = policy_with_validated(tmp_path)
+    assert policy.runtime("preprocess")(wildcards, input) == -(-(400 + 310 + 600) // 60) + resources.JOB_SLACK_MIN
+    predict_s = resources.STAGE_RESOURCES["predict"].setup_s + 900 + 610 + 600
+    assert policy.runtime("predict")(wildcards, input) == -(-predict_s // 60) + resources.JOB_SLACK_MIN
+    assert resources.runtime_minutes(60) == 1 + resources.JOB_SLACK_MIN
+    assert resources.runtime_minutes(61) == 2 + resources.JOB_SLACK_MIN
+
+
+def test_every_stage_of_a_case_has_a_resource_line():
+    from nnunet_workflow.pipeline import STAGE_NAMES
+
+    assert tuple(resources.STAGE_RESOURCES) == STAGE_NAMES == ("validate", "preprocess", "predict", "export")
+
+
+def test_the_default_budget_is_a_share_of_what_is_available():
+    assert resources.default_budget_mb(available_mb=10_000) == 9_000
+    assert resources.default_budget_mb(available_mb=0) == 0
+
+
+def test_gpus_are_counted_from_cuda_visible_devices_else_the_device_files(tmp_path):
+    assert resources.visible_gpus({"CUDA_VISIBLE_DEVICES": "0,2"}, tmp_path) == 2
+    assert resources.visible_gpus({"CUDA_VISIBLE_DEVICES": "-1"}, tmp_path) == 0
+    assert resources.visible_gpus({"CUDA_VISIBLE_DEVICES": ""}, tmp_path) == 0
+    for name in ("nvidia0", "nvidia1", "nvidiactl", "nvidia-uvm"):
+        (tmp_path / name).touch()
+    assert resources.visible_gpus({}, tmp_path) == 2
+    assert resources.predict_gpus("cpu") == 0 and resources.predict_gpus("cuda:1") == 1
+
+
+def test_local_budgets_are_set_only_where_none_was_given(capsys):
+    from snakemake.resources import Resource
+
+    given = {"mem_mb": Resource("mem_mb", 5000), "gpu": Resource("gpu", 3)}
+    assert resources.apply_local_budgets(given, runs_locally=True) == 5000
+    assert given["gpu"].value == 3 and capsys.readouterr().err == ""
+    derived = {}
+    budget = resources.apply_local_budgets(derived, runs_locally=True)
+    assert derived["mem_mb"].value == budget > 0 and derived["gpu"].value >= 1
+    assert f"mem_mb budget: {budget} MB" in capsys.readouterr().err
+    cluster = {}
+    assert resources.apply_local_budgets(cluster, runs_locally=False) is None and cluster == {}

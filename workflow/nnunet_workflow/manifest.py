@@ -1,0 +1,31 @@
+"""Batch manifests: the output of a stage's job for one batch. A manifest names the stage records of its
+cases (it copies none of them) and says how often the job started its worker."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from .atomic_files import read_json, write_json
+from .records import StageRecord
+
+
+@dataclass(frozen=True)
+class BatchManifest:
+    stage: str
+    batch: str
+    cases: dict[str, str]  # case -> path of its stage record
+    worker_starts: int
+    pid: int
+    # predict's worker loads the model when it starts: one load per worker start
+    model_loads: int | None = None
+
+    def records(self) -> dict[str, StageRecord]:
+        """The stage record of each case of the batch, read from where the manifest says."""
+        return {case: StageRecord.load(path) for case, path in self.cases.items()}
+
+    def save(self, path) -> None:
+        write_json(path, {k: v for k, v in asdict(self).items() if v is not None})
+
+    @classmethod
+    def load(cls, path) -> BatchManifest:
+        return cls(**read_json(path))

@@ -1,0 +1,44 @@
+"""The stage protocol: what `run_batch` needs to run any stage over a batch of cases. Each stage module
+(validate, preprocess, predict, export) exports one `Stage`; adding a stage is one such module, one rule,
+one line in `pipeline.PIPELINE` and one in `resources.STAGE_RESOURCES`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .job import CaseJob
+from .records import StageRecord
+
+
+def no_outputs(job: CaseJob) -> list[Path]:
+    return []
+
+
+def no_fields(job: CaseJob) -> dict:
+    return {}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """name: the stage, its rule and its records' name.
+    handle(state, job) -> dict: in the worker, one case; what it returns goes into the case's record.
+    needs: the earlier stage whose done record a case needs; a case without one is recorded as skipped.
+    setup(model, options) -> state: in the worker, once per worker start (e.g. loading the model).
+    outputs(job): the files a done case leaves for the next stage; a done record of the same attempt and
+      provenance whose outputs all exist is kept when the batch runs again (a job killed midway).
+    fields(job): details the case's record gets whatever the outcome.
+    after(job, record): in the job's process once the case's record is saved (e.g. removing intermediates).
+    loads_model: each worker start loads the model (the manifest counts `model_loads`).
+    """
+
+    name: str
+    handle: Callable[[Any, CaseJob], dict]
+    needs: str | None = None
+    setup: Callable[..., Any] | None = None
+    outputs: Callable[[CaseJob], list[Path]] = no_outputs
+    fields: Callable[[CaseJob], dict] = no_fields
+    after: Callable[[CaseJob, StageRecord], None] | None = None
+    loads_model: bool = False

@@ -1,0 +1,25 @@
+"""Time limits per stage and case, from the case's size and the model: generous bounds that stop a case
+hanging for hours (a stalled worker is killed and the case recorded as `timeout`), not predictions."""
+
+from __future__ import annotations
+
+import math
+import os
+
+from .available_memory import MB
+from .image_size import uncompressed_bytes
+
+
+def stage_timeouts_s(voxels: int, voxels_resampled: int, channels: int, classes: int, folds: int) -> dict:
+    """Seconds preprocess, predict and export of one case may take (S0 original, S1 network-grid voxels)."""
+    s0, s1 = voxels, voxels_resampled
+    return {
+        "preprocess_timeout_s": 300 + math.ceil(2e-6 * channels * s0 + 1e-5 * s1),
+        "predict_timeout_s": 600 + math.ceil(2e-4 * folds * channels * s1),
+        "export_timeout_s": 300 + math.ceil(2e-6 * classes * s0),
+    }
+
+
+def validate_timeout_s(channel_files) -> int:
+    """Validation reads every voxel once: generous time per byte, at least two minutes."""
+    return 120 + math.ceil(sum(uncompressed_bytes(p) for p in channel_files if os.path.exists(p)) / (5 * MB))
