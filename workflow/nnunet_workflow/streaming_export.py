@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from .memory import SLAB_VOXELS  # output voxels per slab: ~40 bytes of work arrays each (~80 MB)
+from .memory import SLAB_VOXELS  # output voxels per slab (memory.SLAB_WORK_BYTES of work arrays each)
 
 NNUNET_RESAMPLING = "resample_data_or_seg_to_shape"
 
