@@ -18,6 +18,19 @@ def test_uncompressed_size_comes_from_the_gzip_trailer(tmp_path):
     assert timeouts.validate_timeout_s([path, plain]) == 121
 
 
+def test_incompressible_gzip_content_is_not_taken_for_a_wrapped_size(tmp_path):
+    import os
+
+    noise = os.urandom(3_000_000)
+    path = tmp_path / "noise_0000.nii.gz"
+    path.write_bytes(gzip.compress(noise))
+    assert path.stat().st_size > len(noise)  # gzip made it larger
+    assert uncompressed_bytes(path) == len(noise)
+    wrapped = tmp_path / "big_0000.nii.gz"  # 4 GiB + 100 bytes compressed to 1 MB: the trailer holds 100
+    wrapped.write_bytes(b"\0" * (1 << 20) + (100).to_bytes(4, "little"))
+    assert uncompressed_bytes(wrapped) == (4 << 30) + 100
+
+
 def test_estimates_grow_with_the_case_and_separate_z_is_detected(two_channel_model):
     small = memory.stage_estimates([40, 40, 40], [1.0, 1.0, 1.0], 2, 2, two_channel_model)
     large = memory.stage_estimates([300, 512, 512], [2.5, 0.7, 0.7], 2, 2, two_channel_model)
