@@ -12,10 +12,11 @@ from nnunet_workflow.dev.runner import BIN, REPO, run_workflow  # noqa: F401 (th
 from nnunet_workflow.model import load_model
 
 
-def run_nnunet_predict(model_folder, source, output, *options) -> None:
-    """The reference: nnU-Net's own `nnUNetv2_predict` on the same model (found via nnUNet_results)."""
+def run_nnunet_predict(model_folder, source, output, *options, folds=None) -> None:
+    """The reference: nnU-Net's own `nnUNetv2_predict` on the same model (found via nnUNet_results), with
+    the folds given, else those the model folder has (its default -f is 0 1 2 3 4, whatever exists)."""
     model_folder = Path(model_folder)
-    folds = load_model(model_folder).folds  # nnUNetv2_predict's default -f is 0 1 2 3 4; ours is what exists
+    folds = folds or load_model(model_folder).folds
     trainer, plans, configuration = model_folder.name.split("__")
     dataset = model_folder.parent.name
     env = {**os.environ, "nnUNet_results": str(model_folder.parent.parent),

@@ -31,9 +31,12 @@ def model_folder(tmp_path, name="nnUNetTrainer__nnUNetPlans__3d_fullres", folds=
 
 
 def test_a_model_folder_tells_its_configuration_folds_channels_and_geometry(tmp_path):
-    model = load_model(model_folder(tmp_path, folds=("1", "0", "all")))
+    folder = model_folder(tmp_path, folds=("1", "0", "all", "10"))
+    model = load_model(folder)
     assert model.configuration == "3d_fullres" and model.dimensions == 3
-    assert model.folds == ("0", "1", "all")
+    assert model.folds == ("0", "1", "10")  # as nnU-Net's auto-detection: fold_all only when asked for
+    assert load_model(folder, folds=["all"]).folds == ("all",)
+    assert load_model(folder, folds=[0, "all"]).folds == ("0", "all")
     assert model.channel_names == ("T1", "T2") and model.num_channels == 2 and model.num_classes == 3
     assert model.image_reader_writer == "NibabelIO" and model.transpose_forward == (2, 0, 1)
     assert model.target_spacing == (1.0, 0.5, 0.5) and model.streaming_export
@@ -76,3 +79,7 @@ def test_configuration_and_folds_that_are_not_there_are_named(tmp_path):
         load_model(folder, folds=[0, 4], configuration="3d_fullres")
     with pytest.raises(ModelError, match="has no checkpoint_best.pth for fold\\(s\\) any"):
         load_model(folder, checkpoint="checkpoint_best.pth", configuration="3d_fullres")
+    only_all = model_folder(tmp_path, name="nnUNetTrainer__nnUNetPlans__2d", folds=("all",))
+    with pytest.raises(ModelError, match="has no fold_N folder with checkpoint_final.pth, only fold_all.*folds: all"):
+        load_model(only_all)
+    assert load_model(only_all, folds=["all"]).folds == ("all",)

@@ -54,10 +54,16 @@ def _read_json(path: Path) -> dict:
         raise ModelError(f"{path} is not valid JSON: {error}") from None
 
 
-def available_folds(folder: Path, checkpoint: str) -> tuple[str, ...]:
-    """Folds with the checkpoint present, as nnU-Net's auto-detection finds them."""
+def folds_with_checkpoint(folder: Path, checkpoint: str) -> tuple[str, ...]:
+    """Every fold folder (`fold_N`, `fold_all`) holding the checkpoint: numbered ones first, in order."""
     folds = [p.name[len("fold_") :] for p in folder.glob("fold_*") if (p / checkpoint).is_file()]
     return tuple(sorted(folds, key=lambda f: (not f.isdigit(), int(f) if f.isdigit() else f)))
+
+
+def default_folds(found: tuple[str, ...]) -> tuple[str, ...]:
+    """The folds nnU-Net uses when none are given (its auto-detection): the numbered `fold_N` with the
+    checkpoint, never `fold_all`, which is only used when asked for (`folds: all`)."""
+    return tuple(f for f in found if f.isdigit())
 
 
 def count_classes(labels: dict) -> int:
@@ -86,9 +92,12 @@ def load_model(folder, folds=None, checkpoint="checkpoint_final.pth", configurat
     if configuration not in plans.get("configurations", {}):
         raise ModelError(f"configuration {configuration!r} is not in {folder / 'plans.json'}")
     config = _resolve_configuration(plans, configuration)
-    found = available_folds(folder, checkpoint)
+    found = folds_with_checkpoint(folder, checkpoint)
     if folds is None:
-        folds = found
+        folds = default_folds(found)
+        if not folds and "all" in found:
+            raise ModelError(f"model folder {folder} has no fold_N folder with {checkpoint}, only fold_all, which "
+                             "nnU-Net uses only when asked for: set folds: all")
     folds = tuple(str(f) for f in folds)
     missing = [f for f in folds if f not in found]
     if not folds or missing:

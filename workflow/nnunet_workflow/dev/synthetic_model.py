@@ -14,8 +14,10 @@ CONFIGURATION = "3d_fullres"
 TRAINER = "nnUNetTrainer"
 
 
-def build_random_model(template: Path, destination: Path, num_classes: int, target_spacing, seed: int = 0) -> Path:
-    """Write a trained-model folder (dataset.json, plans.json, fold_0/checkpoint_final.pth) beside nothing else.
+def build_random_model(template: Path, destination: Path, num_classes: int, target_spacing, seed: int = 0,
+                       folds=("0",)) -> Path:
+    """Write a trained-model folder (dataset.json, plans.json, fold_F/checkpoint_final.pth for each fold, each
+    with its own random weights) beside nothing else.
 
     `template` is a real model folder whose plans are kept but for the target spacing (z, y, x) and
     the axis transposition (none); the labels become background + num_classes-1 classes. Returns the model folder.
@@ -26,11 +28,11 @@ def build_random_model(template: Path, destination: Path, num_classes: int, targ
 
     template, destination = Path(template), Path(destination)
     folder = destination / f"{TRAINER}__nnUNetPlans__{CONFIGURATION}"
-    if (folder / "fold_0" / "checkpoint_final.pth").is_file():
+    if all((folder / f"fold_{fold}" / "checkpoint_final.pth").is_file() for fold in folds):
         return folder
     scratch = destination / f".{folder.name}.partial"
     shutil.rmtree(scratch, ignore_errors=True)
-    (scratch / "fold_0").mkdir(parents=True)
+    scratch.mkdir(parents=True)
     dataset = json.loads((template / "dataset.json").read_text())
     dataset["labels"] = {"background": 0, **{f"class_{i}": i for i in range(1, num_classes)}}
     plans = json.loads((template / "plans.json").read_text())
@@ -41,14 +43,16 @@ def build_random_model(template: Path, destination: Path, num_classes: int, targ
     (scratch / "plans.json").write_text(json.dumps(plans, indent=2))
 
     plans_manager = PlansManager(plans)
-    torch.manual_seed(seed)
-    network = nnUNetTrainer.build_network_architecture(
-        plans_manager, plans_manager.get_configuration(CONFIGURATION), len(dataset["channel_names"]),
-        plans_manager.get_label_manager(dataset).num_segmentation_heads, enable_deep_supervision=False)
-    torch.save({"network_weights": network.state_dict(), "trainer_name": TRAINER,
-                "init_args": {"configuration": CONFIGURATION},
-                "inference_allowed_mirroring_axes": (0, 1, 2)},
-               scratch / "fold_0" / "checkpoint_final.pth")
+    for index, fold in enumerate(folds):
+        torch.manual_seed(seed + index)
+        network = nnUNetTrainer.build_network_architecture(
+            plans_manager, plans_manager.get_configuration(CONFIGURATION), len(dataset["channel_names"]),
+            plans_manager.get_label_manager(dataset).num_segmentation_heads, enable_deep_supervision=False)
+        (scratch / f"fold_{fold}").mkdir()
+        torch.save({"network_weights": network.state_dict(), "trainer_name": TRAINER,
+                    "init_args": {"configuration": CONFIGURATION},
+                    "inference_allowed_mirroring_axes": (0, 1, 2)},
+                   scratch / f"fold_{fold}" / "checkpoint_final.pth")
     shutil.rmtree(folder, ignore_errors=True)
     scratch.rename(folder)
     return folder
