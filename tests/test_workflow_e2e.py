@@ -157,3 +157,29 @@ def test_a_sample_sheet_naming_a_missing_file_fails_that_case_only(demo, referen
     assert rows.loc["ok", "status"] == "done"
     assert_same_image(tmp_path / "results" / "ok.nii.gz", reference / f"{case}.nii.gz")
     assert not (tmp_path / "results" / "ghost.nii.gz").exists()
+
+
+def test_nnunet_postprocessing_runs_on_the_results_folder_as_on_nnunet_output(demo, default_run, reference, tmp_path):
+    """The results folder holds what nnUNetv2_predict leaves beside its segmentations (dataset.json,
+    plans.json, predict_from_raw_data_args.json), so nnUNetv2_apply_postprocessing works on it; a
+    postprocessing.pkl made of nnU-Net's own function gives the same files on both folders."""
+    import pickle
+
+    from nnunetv2.postprocessing.remove_connected_components import (
+        remove_all_but_largest_component_from_segmentation,
+    )
+
+    pkl = tmp_path / "postprocessing.pkl"
+    functions = [remove_all_but_largest_component_from_segmentation]
+    pkl.write_bytes(pickle.dumps((functions, [{"labels_or_regions": [1, 2]}])))
+    for name, folder in (("ours", default_run / "results"), ("reference", reference)):
+        command = [str(BIN / "nnUNetv2_apply_postprocessing"), "-i", str(folder), "-o", str(tmp_path / name),
+                   "-pp_pkl_file", str(pkl), "-np", "1"]
+        done = subprocess.run(command, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    written = sorted(p.name for p in (tmp_path / "ours").glob("*.nii.gz"))
+    assert written == [f"{c}.nii.gz" for c in sorted(demo["cases"])]
+    for case in demo["cases"]:
+        assert_same_image(tmp_path / "ours" / f"{case}.nii.gz", tmp_path / "reference" / f"{case}.nii.gz")
+    arguments = json.loads((default_run / "results" / "predict_from_raw_data_args.json").read_text())
+    assert arguments["output_folder_or_list_of_truncated_output_files"] == str(default_run / "results")

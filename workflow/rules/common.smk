@@ -12,6 +12,7 @@ from nnunet_workflow.cases import discover_cases
 from nnunet_workflow.execution import runs_locally
 from nnunet_workflow.layout import Layout
 from nnunet_workflow.model import load_model
+from nnunet_workflow.nnunet_files import write_nnunet_files
 from nnunet_workflow.plan import RunPlan, make_plan
 from nnunet_workflow.provenance import provenance_key
 from nnunet_workflow.pipeline import STAGE_NAMES
@@ -54,6 +55,7 @@ onstart:
     run_lock.acquire(LAYOUT.run_lock())
     remove_partial_files(LAYOUT.results)
     PLAN.save(LAYOUT.plan())
+    write_nnunet_files(LAYOUT, MODEL, config)
 
 
 onsuccess:
