@@ -1,5 +1,6 @@
 """Model kinds end to end against the nnU-Net CLI, on random-weight models built from the demo's real
-plans (identity needs no training): nnU-Net's fold rules and the averaging of several folds."""
+plans (identity needs no training): nnU-Net's fold rules and the averaging of several folds; the 2d
+and 3d_lowres configurations; a region-based model (overlapping regions, `regions_class_order`)."""
 
 import json
 import os
@@ -47,3 +48,37 @@ def test_folds_follow_nnunet_and_several_are_averaged_as_nnunet_does(three_fold_
     manifest = json.loads(next((tmp_path / "results" / "work" / "batches").glob("*.predict.json")).read_text())
     log = (tmp_path / "results" / "logs" / "predict" / f"{manifest['batch']}.log").read_text()
     assert f"(folds {', '.join(nnunet_folds)})" in log
+
+
+# A 3d_lowres as nnU-Net's planner makes one: the full-resolution configuration at a coarser spacing
+# (here 2 mm, about half the demo's resolution), inheriting the rest.
+LOWRES = {"inherits_from": "3d_fullres", "data_identifier": "nnUNetPlans_3d_lowres", "spacing": [2.0, 2.0, 2.0]}
+
+
+KINDS = {
+    "2d": {"configuration": "2d"},
+    "3d_lowres": {"configuration": "3d_lowres", "configurations": {"3d_lowres": LOWRES}},
+    # BraTS-style overlapping regions: "whole" covers both objects, "box" one of them, painted in that order
+    "regions": {"dataset_changes": {"labels": {"background": 0, "whole": [1, 2], "box": 2},
+                                    "regions_class_order": [1, 2]}},
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_model_kind_is_identical_to_nnunetv2_predict(demo, two_cases, tmp_path, kind):
+    model = build_random_model(demo["model"], tmp_path / "nnUNet_results" / "Dataset997_Kinds", seed=11,
+                               **KINDS[kind])
+    source, cases = two_cases
+    run_workflow(model, source, tmp_path / "results", tta="false")
+    run_nnunet_predict(model, source, tmp_path / "reference", "--disable_tta")
+    for case in cases:
+        assert_same_image(tmp_path / "results" / f"{case}.nii.gz", tmp_path / "reference" / f"{case}.nii.gz")
+    exports = [json.loads(p.read_text()) for p in (tmp_path / "results" / "work").glob("*/a1/export.json")]
+    assert len(exports) == len(cases) and all(e["status"] == "done" for e in exports)
+    if kind == "regions":  # the streaming export's region path ran, and painted both regions
+        assert {e["export_method"] for e in exports} == {"streaming"}
+        import numpy as np
+        import SimpleITK as sitk
+
+        labels = np.unique(sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "results" / f"{cases[0]}.nii.gz"))))
+        assert set(labels) <= {0, 1, 2} and len(labels) > 1

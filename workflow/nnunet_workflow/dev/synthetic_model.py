@@ -14,20 +14,23 @@ CONFIGURATION = "3d_fullres"
 TRAINER = "nnUNetTrainer"
 
 
-def build_random_model(template: Path, destination: Path, num_classes: int, target_spacing, seed: int = 0,
-                       folds=("0",)) -> Path:
-    """Write a trained-model folder (dataset.json, plans.json, fold_F/checkpoint_final.pth for each fold, each
-    with its own random weights) beside nothing else.
+def build_random_model(template: Path, destination: Path, num_classes: int = 3, target_spacing=None, seed: int = 0,
+                       folds=("0",), configuration: str = CONFIGURATION, dataset_changes: dict | None = None,
+                       configurations: dict | None = None) -> Path:
+    """Write a trained-model folder `TRAINER__nnUNetPlans__CONFIGURATION` (dataset.json, plans.json,
+    fold_F/checkpoint_final.pth for each fold, each with its own random weights) beside nothing else.
 
-    `template` is a real model folder whose plans are kept but for the target spacing (z, y, x) and
-    the axis transposition (none); the labels become background + num_classes-1 classes. Returns the model folder.
+    `template` is a real model folder whose plans are kept but for: the target spacing of `configuration`
+    (z, y, x; kept when None), the axis transposition (none), and `configurations` added or replaced by
+    name (e.g. a 3d_lowres). The labels become background + num_classes-1 classes, unless
+    `dataset_changes` replaces them (e.g. regions with their `regions_class_order`). Returns the folder.
     """
     import torch
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     template, destination = Path(template), Path(destination)
-    folder = destination / f"{TRAINER}__nnUNetPlans__{CONFIGURATION}"
+    folder = destination / f"{TRAINER}__nnUNetPlans__{configuration}"
     if all((folder / f"fold_{fold}" / "checkpoint_final.pth").is_file() for fold in folds):
         return folder
     scratch = destination / f".{folder.name}.partial"
@@ -35,23 +38,27 @@ def build_random_model(template: Path, destination: Path, num_classes: int, targ
     scratch.mkdir(parents=True)
     dataset = json.loads((template / "dataset.json").read_text())
     dataset["labels"] = {"background": 0, **{f"class_{i}": i for i in range(1, num_classes)}}
+    dataset.update(dataset_changes or {})
     plans = json.loads((template / "plans.json").read_text())
-    plans["configurations"][CONFIGURATION]["spacing"] = [float(s) for s in target_spacing]
+    plans["configurations"].update(configurations or {})
+    if target_spacing is not None:
+        plans["configurations"][configuration]["spacing"] = [float(s) for s in target_spacing]
     # no axis transposition: target_spacing is then in the images' array order (z, y, x)
     plans["transpose_forward"] = plans["transpose_backward"] = [0, 1, 2]
     (scratch / "dataset.json").write_text(json.dumps(dataset, indent=2))
     (scratch / "plans.json").write_text(json.dumps(plans, indent=2))
 
     plans_manager = PlansManager(plans)
+    configuration_manager = plans_manager.get_configuration(configuration)
     for index, fold in enumerate(folds):
         torch.manual_seed(seed + index)
         network = nnUNetTrainer.build_network_architecture(
-            plans_manager, plans_manager.get_configuration(CONFIGURATION), len(dataset["channel_names"]),
+            plans_manager, configuration_manager, len(dataset["channel_names"]),
             plans_manager.get_label_manager(dataset).num_segmentation_heads, enable_deep_supervision=False)
         (scratch / f"fold_{fold}").mkdir()
         torch.save({"network_weights": network.state_dict(), "trainer_name": TRAINER,
-                    "init_args": {"configuration": CONFIGURATION},
-                    "inference_allowed_mirroring_axes": (0, 1, 2)},
+                    "init_args": {"configuration": configuration},
+                    "inference_allowed_mirroring_axes": tuple(range(len(configuration_manager.patch_size)))},
                    scratch / f"fold_{fold}" / "checkpoint_final.pth")
     shutil.rmtree(folder, ignore_errors=True)
     scratch.rename(folder)
