@@ -14,6 +14,7 @@ PLANS = {"transpose_forward": [2, 0, 1], "image_reader_writer": "NibabelIO", "co
                    "resampling_fn_probabilities": "resample_data_or_seg_to_shape",
                    "resampling_fn_probabilities_kwargs": {"is_seg": False, "order": 1, "order_z": 0}},
     "3d_custom": {"inherits_from": "3d_fullres", "spacing": [2, 1, 1]},
+    "3d_cascade_fullres": {"inherits_from": "3d_fullres", "previous_stage": "3d_lowres"},
     "2d": {"spacing": [0.5, 0.5], "patch_size": [256, 256],
            "resampling_fn_probabilities": "resample_data_or_seg_to_shape",
            "resampling_fn_probabilities_kwargs": {"is_seg": False, "order": 3, "order_z": 0}}}}
@@ -75,6 +76,8 @@ def test_configuration_and_folds_that_are_not_there_are_named(tmp_path):
         load_model(folder)
     with pytest.raises(ModelError, match="configuration '3d_lowres' is not in .*plans.json"):
         load_model(folder, configuration="3d_lowres")
+    with pytest.raises(ModelError, match="'3d_cascade_fullres' is a cascade stage: .* previous stage '3d_lowres'"):
+        load_model(folder, configuration="3d_cascade_fullres")
     with pytest.raises(ModelError, match="has no checkpoint_final.pth for fold\\(s\\) 4"):
         load_model(folder, folds=[0, 4], configuration="3d_fullres")
     with pytest.raises(ModelError, match="has no checkpoint_best.pth for fold\\(s\\) any"):

@@ -5,9 +5,10 @@ and 3d_lowres configurations; a region-based model (overlapping regions, `region
 import json
 import os
 import shutil
+import subprocess
 
 import pytest
-from e2e import assert_same_image, run_nnunet_predict, run_workflow
+from e2e import BIN, assert_same_image, run_nnunet_predict, run_workflow
 
 from nnunet_workflow.dev.synthetic_model import build_random_model
 
@@ -82,3 +83,20 @@ def test_model_kind_is_identical_to_nnunetv2_predict(demo, two_cases, tmp_path, 
 
         labels = np.unique(sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "results" / f"{cases[0]}.nii.gz"))))
         assert set(labels) <= {0, 1, 2} and len(labels) > 1
+
+
+def test_a_model_folder_not_named_after_its_configuration_runs_as_its_checkpoint_says(demo, two_cases, tmp_path):
+    """Renamed, the folder no longer tells the configuration; the checkpoint's init_args do, as for
+    nnUNetv2_predict_from_modelfolder, which is the reference here."""
+    built = build_random_model(demo["model"], tmp_path / "built", seed=5, configuration="2d")
+    model = built.rename(tmp_path / "my_model")
+    source, cases = two_cases
+    run_workflow(model, source, tmp_path / "results", tta="false")
+    command = [str(BIN / "nnUNetv2_predict_from_modelfolder"), "-i", str(source), "-o", str(tmp_path / "reference"),
+               "-m", str(model), "-f", "0", "-device", "cpu", "--disable_tta", "--disable_progress_bar"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    for case in cases:
+        assert_same_image(tmp_path / "results" / f"{case}.nii.gz", tmp_path / "reference" / f"{case}.nii.gz")
+    arguments = json.loads((tmp_path / "results" / "predict_from_raw_data_args.json").read_text())
+    assert arguments["workflow_options"]["configuration"] == "2d"

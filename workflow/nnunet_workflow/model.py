@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .checkpoint_info import checkpoint_metadata
 from .streaming_export import supports_configuration
 
 MODEL_FOLDER_PATTERN = re.compile(r"^(?P<trainer>.+)__(?P<plans>.+)__(?P<configuration>.+)$")
@@ -74,6 +75,27 @@ def count_classes(labels: dict) -> int:
     return len(regions)
 
 
+def model_configuration(folder: Path, checkpoint_path: Path, given: str | None) -> str:
+    """The configuration as nnUNetv2_predict_from_modelfolder finds it: what the (first fold's) checkpoint
+    was trained as (`init_args`), else what the folder name `TRAINER__PLANS__CONFIGURATION` says. A given
+    one that disagrees with the checkpoint is refused, naming both."""
+    trained_as = checkpoint_metadata(checkpoint_path).get("configuration")
+    if given is not None:
+        if trained_as is not None and given != trained_as:
+            raise ModelError(f"configuration {given!r} was asked for, but {checkpoint_path} was trained as "
+                             f"{trained_as!r}; give configuration={trained_as} or leave it out")
+        return given
+    if trained_as is not None:
+        return trained_as
+    match = MODEL_FOLDER_PATTERN.match(folder.name)
+    if not match:
+        raise ModelError(
+            f"cannot tell the configuration from the model folder name {folder.name!r} "
+            f"(expected TRAINER__PLANS__CONFIGURATION) nor from {checkpoint_path}; set 'configuration' in the config"
+        )
+    return match["configuration"]
+
+
 def load_model(folder, folds=None, checkpoint="checkpoint_final.pth", configuration=None) -> ModelInfo:
     """Read dataset.json and plans.json of a trained-model folder and resolve folds and configuration."""
     folder = Path(folder).resolve()
@@ -81,17 +103,6 @@ def load_model(folder, folds=None, checkpoint="checkpoint_final.pth", configurat
         raise ModelError(f"model folder {folder} does not exist")
     dataset = _read_json(folder / "dataset.json")
     plans = _read_json(folder / "plans.json")
-    if configuration is None:
-        match = MODEL_FOLDER_PATTERN.match(folder.name)
-        if not match:
-            raise ModelError(
-                f"cannot tell the configuration from the model folder name {folder.name!r} "
-                "(expected TRAINER__PLANS__CONFIGURATION); set 'configuration' in the config"
-            )
-        configuration = match["configuration"]
-    if configuration not in plans.get("configurations", {}):
-        raise ModelError(f"configuration {configuration!r} is not in {folder / 'plans.json'}")
-    config = _resolve_configuration(plans, configuration)
     found = folds_with_checkpoint(folder, checkpoint)
     if folds is None:
         folds = default_folds(found)
@@ -103,6 +114,16 @@ def load_model(folder, folds=None, checkpoint="checkpoint_final.pth", configurat
     if not folds or missing:
         raise ModelError(
             f"model folder {folder} has no {checkpoint} for fold(s) {', '.join(missing) or 'any'}"
+        )
+    configuration = model_configuration(folder, folder / f"fold_{folds[0]}" / checkpoint, configuration)
+    if configuration not in plans.get("configurations", {}):
+        raise ModelError(f"configuration {configuration!r} is not in {folder / 'plans.json'}")
+    config = _resolve_configuration(plans, configuration)
+    if config.get("previous_stage"):
+        raise ModelError(
+            f"configuration {configuration!r} is a cascade stage: each case needs the segmentation of its previous "
+            f"stage {config['previous_stage']!r} as input, which this workflow does not run yet; run that "
+            f"configuration's model folder instead, or nnUNetv2_predict with -prev_stage_predictions"
         )
     channels = dataset.get("channel_names") or dataset.get("modality")
     channel_names = tuple(channels[k] for k in sorted(channels, key=int))
