@@ -178,3 +178,35 @@ def test_direction_mismatch_between_channels(tmp_path, two_channel_model):
 def test_unicode_and_dotted_case_ids_validate(tmp_path, two_channel_model):
     record = validate(two_channels(tmp_path, name="sujet é.2 v1"), two_channel_model)
     assert record["status"] == "done" and record["case"] == "sujet é.2 v1"
+
+
+def write_nifti_with_non_finite(path, count=3):
+    """A float32 NIfTI with `count` NaN/Inf voxels (written by nibabel: SimpleITK would read them as 0)."""
+    import nibabel
+
+    data = np.arange(20 * 18 * 16, dtype=np.float32).reshape(20, 18, 16) % 7
+    data.flat[:count] = [np.nan, np.inf, -np.inf][:count]
+    nibabel.save(nibabel.Nifti1Image(data, np.eye(4)), str(path))
+    return str(path)
+
+
+def test_non_finite_voxels_a_simpleitk_reader_hides_are_counted_and_warned_about(tmp_path, two_channel_model):
+    first = write_nifti_with_non_finite(tmp_path / "c1_0000.nii.gz")
+    second = write_nifti_with_non_finite(tmp_path / "c1_0001.nii.gz", count=1)
+    assert not np.isnan(sitk.GetArrayFromImage(sitk.ReadImage(first))).any()  # what nnU-Net's reader sees
+    record = validate(case_of(tmp_path, "c1", {0: first, 1: second}), two_channel_model)
+    assert record["status"] == "done", record
+    assert record["warnings"] == [
+        "c1_0000.nii.gz: 3 voxels are NaN or infinite in the file; the model's reader (SimpleITKIO) reads them as 0, "
+        "and nnU-Net predicts on those zeros",
+        "c1_0001.nii.gz: 1 voxels are NaN or infinite in the file; the model's reader (SimpleITKIO) reads them as 0, "
+        "and nnU-Net predicts on those zeros"]
+
+
+def test_non_finite_voxels_a_nibabel_reader_keeps_are_refused(tmp_path, two_channel_model):
+    model = dataclasses.replace(two_channel_model, image_reader_writer="NibabelIO")
+    first = write_nifti_with_non_finite(tmp_path / "c1_0000.nii.gz", count=2)
+    second = write_nifti_with_non_finite(tmp_path / "c1_0001.nii.gz", count=0)
+    record = validate(case_of(tmp_path, "c1", {0: first, 1: second}), model)
+    assert (record["status"], record["kind"]) == ("failed", "invalid_input")
+    assert record["message"] == f"{first}: 2 voxels are NaN or infinite"

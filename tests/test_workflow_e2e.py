@@ -1,6 +1,7 @@
 """End to end on the demo: the workflow's segmentations equal nnUNetv2_predict's, voxel for voxel."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -183,3 +184,27 @@ def test_nnunet_postprocessing_runs_on_the_results_folder_as_on_nnunet_output(de
         assert_same_image(tmp_path / "ours" / f"{case}.nii.gz", tmp_path / "reference" / f"{case}.nii.gz")
     arguments = json.loads((default_run / "results" / "predict_from_raw_data_args.json").read_text())
     assert arguments["output_folder_or_list_of_truncated_output_files"] == str(default_run / "results")
+
+
+def test_nan_voxels_the_reader_hides_are_warned_about_and_the_case_matches_nnunet(demo, tmp_path):
+    """NaN voxels in a NIfTI channel: SimpleITK (the demo plans' reader) reads them as 0, as nnU-Net will;
+    validate counts them from the raw data and warns, and the segmentation equals nnUNetv2_predict's."""
+    import nibabel
+
+    case = sorted(demo["case_files"], key=lambda c: sum(os.path.getsize(p) for p in demo["case_files"][c]))[0]
+    source = tmp_path / "input"
+    source.mkdir()
+    first, second = demo["case_files"][case]
+    shutil.copy(second, source)
+    original = nibabel.load(first)
+    data = np.asanyarray(original.dataobj).astype(np.float32)
+    data[:2, :3, :4] = np.nan
+    header = original.header.copy()
+    header.set_data_dtype(np.float32)
+    nibabel.save(nibabel.Nifti1Image(data, original.affine, header), str(source / os.path.basename(first)))
+    run_workflow(demo["model"], source, tmp_path / "results")
+    run_nnunet_predict(demo["model"], source, tmp_path / "reference")
+    assert_same_image(tmp_path / "results" / f"{case}.nii.gz", tmp_path / "reference" / f"{case}.nii.gz")
+    row = pd.read_csv(tmp_path / "results" / "summary.tsv", sep="\t", keep_default_na=False).iloc[0]
+    assert row["status"] == "done"
+    assert f"{os.path.basename(first)}: 24 voxels are NaN or infinite in the file" in row["warnings"]

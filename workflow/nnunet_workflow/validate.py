@@ -26,6 +26,8 @@ from .stage import Stage
 SPACING_RTOL = 1e-5
 ORIGIN_TOLERANCE_MM = 1e-3
 DIRECTION_TOLERANCE = 1e-4
+# The readers through which NaN and Inf of a NIfTI file arrive as 0 (SimpleITK's NIfTI reader).
+READERS_ZEROING_NON_FINITE = {"SimpleITKIO", "SimpleITKIOWithReorient"}
 # A case spacing more than this factor away from the model's target spacing, on any axis, is warned about.
 SPACING_WARNING_FACTOR = 3.0
 
@@ -172,8 +174,26 @@ def check_complete(header: dict) -> None:
         raise CaseError(f"{path}: holds {held:,} bytes in all but its header promises {promised:,} bytes of voxels")
 
 
-def check_voxels(path: str) -> list[str]:
-    """Read every voxel once: refuse truncated data and NaN or Inf values; warn about a constant image."""
+def nifti_non_finite(path: str) -> int:
+    """NaN and infinite voxels of a floating-point NIfTI file, counted from its raw data with nibabel (0 for
+    other files and integer data)."""
+    if not path.endswith((".nii", ".nii.gz")):
+        return 0
+    import nibabel
+
+    image = nibabel.load(path)
+    if image.get_data_dtype().kind != "f":
+        return 0
+    data = np.asanyarray(image.dataobj)
+    return int(data.size - np.count_nonzero(np.isfinite(data)))
+
+
+def check_voxels(path: str, reader: str = "SimpleITKIO") -> list[str]:
+    """Read every voxel once: refuse truncated data and NaN or Inf values; warn about a constant image.
+
+    SimpleITK's NIfTI reader turns NaN and Inf into 0 without a word, so those are counted from the raw
+    data: with a model whose reader is SimpleITK nnU-Net predicts on those zeros, so the case runs
+    (identical to nnU-Net) with a warning; with a reader that keeps them (nibabel) it is refused."""
     import SimpleITK as sitk
 
     try:
@@ -187,7 +207,15 @@ def check_voxels(path: str) -> list[str]:
         if bad:
             raise CaseError(f"{path}: {bad:,} voxels are NaN or infinite")
     low, high = array.min(), array.max()
-    return [f"{Path(path).name}: every voxel has the value {low}"] if low == high else []
+    del array, image  # before the raw data is read
+    warnings = [f"{Path(path).name}: every voxel has the value {low}"] if low == high else []
+    hidden = nifti_non_finite(path)
+    if hidden and reader in READERS_ZEROING_NON_FINITE:
+        warnings.append(f"{Path(path).name}: {hidden:,} voxels are NaN or infinite in the file; the model's reader "
+                        f"({reader}) reads them as 0, and nnU-Net predicts on those zeros")
+    elif hidden:
+        raise CaseError(f"{path}: {hidden:,} voxels are NaN or infinite")
+    return warnings
 
 
 def spacing_warnings(spacing, model: ModelInfo) -> list[str]:
@@ -220,7 +248,7 @@ def inspect_case(_state, job: CaseJob) -> dict:
     warnings = spacing_warnings(spacing, model)
     for header in headers:
         check_complete(header)
-        warnings += check_voxels(header["file"])
+        warnings += check_voxels(header["file"], model.image_reader_writer)
     geometry = {k: headers[0][k] for k in ("size", "spacing", "origin", "direction", "pixel_type")}
     # what the estimates were computed from (nnU-Net's axis order), so they can be recomputed
     geometry.update(shape_nnunet=shape, spacing_nnunet=spacing, channels=len(headers),
