@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 from e2e import BIN, assert_same_image, run_nnunet_predict, run_workflow
 
@@ -62,6 +63,8 @@ KINDS = {
     # BraTS-style overlapping regions: "whole" covers both objects, "box" one of them, painted in that order
     "regions": {"dataset_changes": {"labels": {"background": 0, "whole": [1, 2], "box": 2},
                                     "regions_class_order": [1, 2]}},
+    # read and written with nibabel instead of SimpleITK (validate reads through it too)
+    "nibabel": {"plans_changes": {"image_reader_writer": "NibabelIO"}},
 }
 
 
@@ -100,3 +103,36 @@ def test_a_model_folder_not_named_after_its_configuration_runs_as_its_checkpoint
         assert_same_image(tmp_path / "results" / f"{case}.nii.gz", tmp_path / "reference" / f"{case}.nii.gz")
     arguments = json.loads((tmp_path / "results" / "predict_from_raw_data_args.json").read_text())
     assert arguments["workflow_options"]["configuration"] == "2d"
+
+
+def test_rgb_png_through_a_natural_image_model_is_identical_to_nnunetv2_predict(demo, tmp_path):
+    """NaturalImage2DIO: one RGB PNG per case gives the model's three channels (R, G, B); 2d configuration."""
+    from PIL import Image
+
+    source = tmp_path / "input"
+    source.mkdir()
+    rng = np.random.default_rng(3)
+    for index in range(2):
+        pixels = rng.integers(0, 60, size=(40, 48, 3), dtype=np.uint8)
+        pixels[10:25, 12 + index:30, :] += 150  # a bright square
+        Image.fromarray(pixels).save(source / f"photo{index}_0000.png")
+    plans = json.loads((demo["model"] / "plans.json").read_text())
+    intensities = plans["foreground_intensity_properties_per_channel"]
+    flat = {**plans["configurations"]["2d"], "normalization_schemes": ["ZScoreNormalization"] * 3,
+            "use_mask_for_norm": [False] * 3}
+    model = build_random_model(demo["model"], tmp_path / "nnUNet_results" / "Dataset996_Photos", seed=2,
+                               configuration="2d", configurations={"2d": flat},
+                               plans_changes={"image_reader_writer": "NaturalImage2DIO",
+                                              "foreground_intensity_properties_per_channel": {
+                                                  str(c): intensities["0"] for c in range(3)}},
+                               dataset_changes={"channel_names": {"0": "R", "1": "G", "2": "B"},
+                                                "file_ending": ".png"})
+    run_workflow(model, source, tmp_path / "results", tta="false")
+    run_nnunet_predict(model, source, tmp_path / "reference", "--disable_tta")
+    for index in range(2):
+        ours = np.asarray(Image.open(tmp_path / "results" / f"photo{index}.png"))
+        reference = np.asarray(Image.open(tmp_path / "reference" / f"photo{index}.png"))
+        assert ours.shape == reference.shape == (40, 48) and np.array_equal(ours, reference)
+        assert len(np.unique(reference)) > 1  # not a trivial all-background comparison
+    validated = json.loads((tmp_path / "results" / "work" / "photo0" / "a1" / "validate.json").read_text())
+    assert validated["geometry"]["channels"] == 3

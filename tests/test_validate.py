@@ -210,3 +210,31 @@ def test_non_finite_voxels_a_nibabel_reader_keeps_are_refused(tmp_path, two_chan
     record = validate(case_of(tmp_path, "c1", {0: first, 1: second}), model)
     assert (record["status"], record["kind"]) == ("failed", "invalid_input")
     assert record["message"] == f"{first}: 2 voxels are NaN or infinite"
+
+
+def test_a_nibabel_model_is_validated_through_its_own_reader(tmp_path, two_channel_model):
+    model = dataclasses.replace(two_channel_model, image_reader_writer="NibabelIO")
+    first = write_nifti_with_non_finite(tmp_path / "c1_0000.nii.gz", count=0)
+    second = write_nifti_with_non_finite(tmp_path / "c1_0001.nii.gz", count=0)
+    record = validate(case_of(tmp_path, "c1", {0: first, 1: second}), model)
+    assert record["status"] == "done", record
+    assert record["geometry"]["shape_nnunet"] == [16, 18, 20] and record["geometry"]["channels"] == 2
+
+
+def write_png(path, channels):
+    from PIL import Image
+
+    pixels = (np.arange(24 * 32 * channels).reshape(24, 32, channels) % 251).astype(np.uint8)
+    Image.fromarray(pixels[..., 0] if channels == 1 else pixels).save(path)
+    return str(path)
+
+
+def test_an_rgb_png_gives_the_three_channels_of_a_natural_image_model(tmp_path, two_channel_model):
+    model = dataclasses.replace(two_channel_model, image_reader_writer="NaturalImage2DIO", file_ending=".png",
+                                channel_names=("R", "G", "B"), patch_size=(32, 32), target_spacing=(1.0, 1.0))
+    record = validate(case_of(tmp_path, "c1", {0: write_png(tmp_path / "c1_0000.png", 3)}), model)
+    assert record["status"] == "done", record
+    assert record["geometry"]["channels"] == 3 and record["geometry"]["shape_nnunet"] == [1, 24, 32]
+    grey = validate(case_of(tmp_path, "c2", {0: write_png(tmp_path / "c2_0000.png", 1)}), model)
+    assert grey["message"] == ("model expects 3 channels (R, G, B); the model's reader NaturalImage2DIO finds 1 in "
+                               "1 file: c2_0000.png")

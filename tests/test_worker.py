@@ -129,8 +129,11 @@ def test_each_task_writes_its_own_log(tmp_path):
 def test_a_worker_left_holding_memory_is_replaced():
     worker = Worker(keep, setup=list)
     try:
-        assert worker.run(1, 10).ok and worker.process is not None  # a little: the same worker goes on
-        assert worker.run(400, 10).ok and worker.process is None  # holds 400 MB more: replaced
+        small = worker.run(1, 10)
+        assert small.ok and worker.process is not None and small.note == ""  # a little: the same worker goes on
+        large = worker.run(400, 10)
+        assert large.ok and worker.process is None  # holds 400 MB more: replaced, and says so
+        assert large.note.startswith("worker held") and large.note.endswith("replaced")
         assert worker.run(1, 10).ok
     finally:
         worker.close()

@@ -48,13 +48,15 @@ def finished_record(stage: Stage, job: CaseJob) -> StageRecord | None:
     return None
 
 
-def _run_case(stage: Stage, job: CaseJob, worker: Worker) -> StageRecord:
+def _run_case(stage: Stage, job: CaseJob, worker: Worker, log_path=None) -> StageRecord:
     if stage.needs is not None:
         upstream = job.upstream.get(stage.needs)
         if upstream is None or not upstream.done:
             return job.skipped(stage.name, upstream, stage.needs)
     case_log = fresh_log(job.log_path) if job.log_path else None
     outcome = worker.run(job, resources.case_timeout_s(stage.name, job), case_log)
+    if outcome.note:
+        _note(log_path, f"{stage.name} {job.id}: {outcome.note}")
     return job.record(stage.name, outcome, stage.fields(job))
 
 
@@ -73,7 +75,7 @@ def run_batch(stage: Stage, jobs: dict[str, CaseJob], log_path=None, reserved_mb
             if record is not None:
                 _note(log_path, f"{stage.name} {case}: finished earlier in attempt {job.attempt}; kept")
             else:
-                record = _run_case(stage, job, worker)
+                record = _run_case(stage, job, worker, log_path)
                 job.save(record)
                 _note(log_path, f"{stage.name} {case}: {record.status} {record.kind or ''} {record.message}".rstrip())
             if stage.after is not None:  # also for a kept record: a job killed before its `after` ran

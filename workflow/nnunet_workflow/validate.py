@@ -17,6 +17,7 @@ import numpy as np
 from . import memory, timeouts
 from .cases import Case
 from .failures import CaseError
+from .image_reading import SIMPLEITK_READERS, read_with_model_reader, reader_class
 from .job import CaseJob
 from .model import ModelInfo
 from .stage import Stage
@@ -26,8 +27,6 @@ from .stage import Stage
 SPACING_RTOL = 1e-5
 ORIGIN_TOLERANCE_MM = 1e-3
 DIRECTION_TOLERANCE = 1e-4
-# The readers through which NaN and Inf of a NIfTI file arrive as 0 (SimpleITK's NIfTI reader).
-READERS_ZEROING_NON_FINITE = {"SimpleITKIO", "SimpleITKIOWithReorient"}
 # A case spacing more than this factor away from the model's target spacing, on any axis, is warned about.
 SPACING_WARNING_FACTOR = 3.0
 
@@ -125,6 +124,8 @@ def check_geometry_agreement(headers: list[dict]) -> None:
             raise CaseError(f"channels {pair} differ in size: {other['size']} vs {first['size']}")
         if not np.allclose(other["spacing"], first["spacing"], rtol=SPACING_RTOL):
             raise CaseError(f"channels {pair} differ in spacing: {other['spacing']} vs {first['spacing']}")
+        if first["origin"] is None or other["origin"] is None:
+            continue  # read through a reader that reports no origin and direction
         if not np.allclose(other["origin"], first["origin"], rtol=0, atol=ORIGIN_TOLERANCE_MM):
             raise CaseError(f"channels {pair} differ in origin: {other['origin']} vs {first['origin']}")
         if not np.allclose(other["direction"], first["direction"], rtol=0, atol=DIRECTION_TOLERANCE):
@@ -191,9 +192,9 @@ def nifti_non_finite(path: str) -> int:
 def check_voxels(path: str, reader: str = "SimpleITKIO") -> list[str]:
     """Read every voxel once: refuse truncated data and NaN or Inf values; warn about a constant image.
 
-    SimpleITK's NIfTI reader turns NaN and Inf into 0 without a word, so those are counted from the raw
-    data: with a model whose reader is SimpleITK nnU-Net predicts on those zeros, so the case runs
-    (identical to nnU-Net) with a warning; with a reader that keeps them (nibabel) it is refused."""
+    For models whose reader is SimpleITK (other readers are checked in image_reading). SimpleITK's NIfTI
+    reader turns NaN and Inf into 0 without a word, so those are counted from the raw data: nnU-Net
+    predicts on those zeros, so the case runs (identical to nnU-Net) with a warning."""
     import SimpleITK as sitk
 
     try:
@@ -210,11 +211,9 @@ def check_voxels(path: str, reader: str = "SimpleITKIO") -> list[str]:
     del array, image  # before the raw data is read
     warnings = [f"{Path(path).name}: every voxel has the value {low}"] if low == high else []
     hidden = nifti_non_finite(path)
-    if hidden and reader in READERS_ZEROING_NON_FINITE:
+    if hidden:
         warnings.append(f"{Path(path).name}: {hidden:,} voxels are NaN or infinite in the file; the model's reader "
                         f"({reader}) reads them as 0, and nnU-Net predicts on those zeros")
-    elif hidden:
-        raise CaseError(f"{path}: {hidden:,} voxels are NaN or infinite")
     return warnings
 
 
@@ -230,30 +229,63 @@ def spacing_warnings(spacing, model: ModelInfo) -> list[str]:
             "(nnU-Net resamples it; check that this model suits these images)"]
 
 
+def check_channels_given(headers: list[dict], case: Case, model: ModelInfo) -> None:
+    """With a reader whose files may hold several channels (an RGB PNG: three), the channels the files give
+    add up to the model's."""
+    found = sum(h["channels"] for h in headers)
+    if found != model.num_channels:
+        names = ", ".join(model.channel_names)
+        raise CaseError(
+            f"model expects {model.num_channels} channel{'s' if model.num_channels != 1 else ''} ({names}); "
+            f"the model's reader {model.image_reader_writer} finds {found} in {_describe_files(case.files())}"
+        )
+
+
 def inspect_case(_state, job: CaseJob) -> dict:
     """All checks of one case; returns its geometry, stage estimates and warnings, or raises CaseError."""
     case, model = job.case, job.model
-    check_channels(case, model)
-    headers = [read_header(path) for path in case.files()]
+    if model.image_reader_writer in SIMPLEITK_READERS:
+        check_channels(case, model)
+        headers = [read_header(path) for path in case.files()]
+    else:  # what nnU-Net's own reader sees, voxels included
+        headers = [read_with_model_reader(path, model.image_reader_writer) for path in case.files()]
+        check_channels_given(headers, case, model)
+        if all(h["channels"] == 1 for h in headers):
+            check_channels(case, model)
     for header in headers:
         check_dimensions(header, model)
     check_geometry_agreement(headers)
     shape, spacing = nnunet_geometry(headers[0], model)
     bytes_per_voxel = max(h["bytes_per_voxel"] for h in headers)
-    estimates = memory.stage_estimates(shape, spacing, len(headers), bytes_per_voxel, model,
+    channels = model.num_channels
+    estimates = memory.stage_estimates(shape, spacing, channels, bytes_per_voxel, model,
                                        job.options.save_probabilities)
-    estimates.update(timeouts.stage_timeouts_s(estimates["voxels"], estimates["voxels_resampled"], len(headers),
+    estimates.update(timeouts.stage_timeouts_s(estimates["voxels"], estimates["voxels_resampled"], channels,
                                                model.num_classes, len(model.folds)))
     check_memory(estimates, job.options.max_job_mb)
     warnings = spacing_warnings(spacing, model)
     for header in headers:
         check_complete(header)
-        warnings += check_voxels(header["file"], model.image_reader_writer)
+        if "warnings" in header:  # read through the model's reader: voxels already checked
+            warnings += header["warnings"]
+        else:
+            warnings += check_voxels(header["file"], model.image_reader_writer)
     geometry = {k: headers[0][k] for k in ("size", "spacing", "origin", "direction", "pixel_type")}
     # what the estimates were computed from (nnU-Net's axis order), so they can be recomputed
-    geometry.update(shape_nnunet=shape, spacing_nnunet=spacing, channels=len(headers),
+    geometry.update(shape_nnunet=shape, spacing_nnunet=spacing, channels=channels,
                     bytes_per_voxel=bytes_per_voxel)
     return {"geometry": geometry, "estimates": estimates, "warnings": warnings}
 
 
-VALIDATE = Stage("validate", handle=inspect_case, fields=lambda job: {"files": job.case.files()})
+def import_readers(model: ModelInfo, _options) -> None:
+    """Worker setup: import the readers once, so the worker's baseline memory includes them (a worker that
+    grew past it while a case ran is replaced, and lazy imports would look like such growth)."""
+    import nibabel  # noqa: F401
+    import SimpleITK  # noqa: F401
+
+    if model.image_reader_writer not in SIMPLEITK_READERS:
+        reader_class(model.image_reader_writer)
+
+
+VALIDATE = Stage("validate", handle=inspect_case, setup=import_readers,
+                 fields=lambda job: {"files": job.case.files()})

@@ -34,6 +34,7 @@ class Outcome:
     seconds: float = 0.0
     peak_rss_mb: float | None = None
     result: dict = field(default_factory=dict)
+    note: str = ""  # what the worker did besides (e.g. replaced itself after the task)
 
     @property
     def ok(self) -> bool:
@@ -170,12 +171,13 @@ class Worker:
             self.close()
             return reply
         tag, payload, peak = reply
-        now = resident_mb(self.process.pid)
+        now, note = resident_mb(self.process.pid), ""
         if self.base_mb is not None and now is not None and now > self.base_mb + RECYCLE_SLACK_MB:
+            note = f"worker held {now:.0f} MB after the case, {self.base_mb:.0f} MB after its setup: replaced"
             self.close()
         if tag == "done":
-            return Outcome(DONE, seconds=seconds, peak_rss_mb=peak, result=payload)
-        return Outcome(FAILED, kind=payload[0], message=payload[1], seconds=seconds, peak_rss_mb=peak)
+            return Outcome(DONE, seconds=seconds, peak_rss_mb=peak, result=payload, note=note)
+        return Outcome(FAILED, kind=payload[0], message=payload[1], seconds=seconds, peak_rss_mb=peak, note=note)
 
     def close(self) -> None:
         if self.process is None:

@@ -16,14 +16,15 @@ TRAINER = "nnUNetTrainer"
 
 def build_random_model(template: Path, destination: Path, num_classes: int = 3, target_spacing=None, seed: int = 0,
                        folds=("0",), configuration: str = CONFIGURATION, dataset_changes: dict | None = None,
-                       configurations: dict | None = None) -> Path:
+                       configurations: dict | None = None, plans_changes: dict | None = None) -> Path:
     """Write a trained-model folder `TRAINER__nnUNetPlans__CONFIGURATION` (dataset.json, plans.json,
     fold_F/checkpoint_final.pth for each fold, each with its own random weights) beside nothing else.
 
     `template` is a real model folder whose plans are kept but for: the target spacing of `configuration`
     (z, y, x; kept when None), the axis transposition (none), and `configurations` added or replaced by
-    name (e.g. a 3d_lowres). The labels become background + num_classes-1 classes, unless
-    `dataset_changes` replaces them (e.g. regions with their `regions_class_order`). Returns the folder.
+    name (e.g. a 3d_lowres), and `plans_changes` at the top level (e.g. the image_reader_writer). The labels
+    become background + num_classes-1 classes, unless `dataset_changes` replaces them (e.g. regions with
+    their `regions_class_order`). Returns the folder.
     """
     import torch
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
@@ -41,6 +42,7 @@ def build_random_model(template: Path, destination: Path, num_classes: int = 3, 
     dataset.update(dataset_changes or {})
     plans = json.loads((template / "plans.json").read_text())
     plans["configurations"].update(configurations or {})
+    plans.update(plans_changes or {})
     if target_spacing is not None:
         plans["configurations"][configuration]["spacing"] = [float(s) for s in target_spacing]
     # no axis transposition: target_spacing is then in the images' array order (z, y, x)

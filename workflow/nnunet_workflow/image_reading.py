@@ -1,0 +1,54 @@
+"""Reading a channel file through the model's own nnU-Net reader (`plans.json` `image_reader_writer`) where it
+is not SimpleITK (NibabelIO, Tiff3DIO, NaturalImage2DIO, ...): validate then checks what nnU-Net will see,
+the channels a file gives (an RGB PNG gives three), its shape and spacing, and its voxels."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .failures import CaseError
+
+# The readers validate reads headers for with SimpleITK itself (the same library nnU-Net's reader uses).
+SIMPLEITK_READERS = {"SimpleITKIO", "SimpleITKIOWithReorient"}
+
+
+def reader_class(name: str):
+    from nnunetv2.imageio.reader_writer_registry import recursive_find_reader_writer_by_name
+
+    return recursive_find_reader_writer_by_name(name)
+
+
+def read_with_model_reader(path: str, reader: str) -> dict:
+    """A header-like description of one channel file as the model's reader reads it (SimpleITK order x, y, z:
+    nnU-Net's readers give (channels, z, y, x) and spacing in z, y, x), with its voxel checks done:
+    NaN or Inf voxels are refused (the reader passes them to nnU-Net), a constant image is warned about."""
+    if not os.path.exists(path):
+        raise CaseError(f"{path}: file does not exist")
+    if os.path.getsize(path) == 0:
+        raise CaseError(f"{path}: file is empty (0 bytes)")
+    try:
+        data, properties = reader_class(reader)().read_images([path])
+    except Exception as error:  # noqa: BLE001 - any reader failure is a property of this file
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        raise CaseError(f"{path}: not readable by the model's reader {reader} ({reason})") from None
+    if data.dtype.kind == "f":
+        bad = data.size - int(np.count_nonzero(np.isfinite(data)))
+        if bad:
+            raise CaseError(f"{path}: {bad:,} voxels are NaN or infinite")
+    warnings = [f"{Path(path).name}: every voxel has the value {data.min()}"] if data.min() == data.max() else []
+    return {
+        "file": path,
+        "dimension": 3,
+        "size": [int(n) for n in data.shape[1:][::-1]],
+        "spacing": [float(s) for s in properties["spacing"]][::-1],
+        "origin": None,
+        "direction": None,
+        "components": 1,
+        "channels": int(data.shape[0]),
+        "pixel_type": str(data.dtype),
+        "bytes_per_voxel": data.dtype.itemsize,
+        "warnings": warnings,
+    }
