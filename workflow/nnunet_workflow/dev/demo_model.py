@@ -62,16 +62,27 @@ def _cli(name: str) -> str:
     return str(executable) if executable.is_file() else name
 
 
+def _is_training_progress(line: str) -> bool:
+    """True for the lines of nnU-Net's training log worth showing while the demo model trains."""
+    return any(key in line for key in ("Epoch ", "Pseudo dice", "Epoch time", "Mean Validation Dice"))
+
+
 def _run(command: list[str], env: dict[str, str], log_path: Path) -> None:
-    """Run command, appending its output to log_path; raise with the log's tail if it fails."""
+    """Run command, appending its output to log_path and echoing nnU-Net's training progress to stderr;
+    raise with the log's tail if it fails."""
     print(f"[demo_model] {' '.join(command)}", file=sys.stderr, flush=True)
     with log_path.open("a") as log:
         log.write(f"$ {' '.join(command)}\n")
         log.flush()
-        result = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
-    if result.returncode != 0:
+        with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as child:
+            for line in child.stdout:
+                log.write(line)
+                if _is_training_progress(line):
+                    print(f"[demo_model]   {line.strip()}", file=sys.stderr, flush=True)
+        returncode = child.returncode
+    if returncode != 0:
         tail = "".join(log_path.read_text().splitlines(keepends=True)[-40:])
-        raise RuntimeError(f"{command[0]} failed with exit code {result.returncode}; log {log_path}:\n{tail}")
+        raise RuntimeError(f"{command[0]} failed with exit code {returncode}; log {log_path}:\n{tail}")
 
 
 def _shrink_plans(plans_path: Path) -> None:
