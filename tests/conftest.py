@@ -46,7 +46,7 @@ def write_image(path, size=(20, 18, 16), spacing=(1.0, 1.0, 1.0), origin=None, d
 
 @pytest.fixture(scope="session")
 def demo() -> dict:
-    """The built-in demo (built into .demo/ on first use, about 20 minutes on 2 cores): model, input, truth, case ids."""
+    """The built-in demo (built into .demo/ on first use, ~20 min on 2 cores): model, input, truth, case ids."""
     from nnunet_workflow.cases import discover_cases
     from nnunet_workflow.dev.demo_model import prepare_demo
 

@@ -53,6 +53,7 @@ def _nnunet_env(nnunet_root: Path) -> dict[str, str]:
         env[name] = str(nnunet_root / name)
     env["nnUNet_n_proc_DA"] = str(N_PROCESSES)
     env["nnUNet_compile"] = "false"
+    env["PYTHONUNBUFFERED"] = "1"  # nnU-Net's log lines reach the progress echo as they are printed
     return env
 
 
