@@ -1,4 +1,5 @@
-# nnU-Net v2 inference: validate -> preprocess -> predict (batched) -> export -> summary.
+# nnU-Net v2 inference: validate -> preprocess -> predict (batched) -> export -> summary
+# (a cascade stage: validate -> the previous stage's preprocess, predict, export -> its own).
 
 
 configfile: "config/config.yaml"
@@ -6,6 +7,7 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/validate.smk"
+include: "workflow/rules/previous_stage.smk"
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/export.smk"

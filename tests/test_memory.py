@@ -63,3 +63,23 @@ def test_streaming_export_estimate_does_not_grow_with_classes(two_channel_model)
         3 * memory.stage_estimates(ct, spacing, 2, 2, many)["export_mb"]
     assert memory.stage_estimates(ct, spacing, 2, 2, few, save_probabilities=True)["export_mb"] > \
         memory.stage_estimates(ct, spacing, 2, 2, few)["export_mb"]
+
+
+def test_a_cascade_stage_reserves_for_the_previous_stage_segmentation_and_its_one_hot_channels(two_channel_model):
+    """Its network takes the previous stage's foreground labels as extra input channels (predict) and its
+    preprocess reads and resamples that segmentation; validate estimates the previous stage's stages too,
+    at the previous stage's own (coarser) spacing."""
+    from nnunet_workflow.validate import case_estimates
+
+    ct, spacing = [300, 512, 512], [2.5, 0.7, 0.7]
+    lowres = replace(two_channel_model, configuration="3d_lowres", target_spacing=(3.0, 1.5, 1.5))
+    cascade = replace(two_channel_model, configuration="3d_cascade_fullres", previous_stage=lowres)
+    assert cascade.num_input_channels == 4
+    alone, staged = (memory.stage_estimates(ct, spacing, 2, 2, m) for m in (two_channel_model, cascade))
+    assert staged["predict_mb"] > alone["predict_mb"] and staged["preprocess_mb"] > alone["preprocess_mb"]
+    assert staged["export_mb"] == alone["export_mb"]
+    estimates = case_estimates(ct, spacing, 2, 2, cascade, False)
+    for stage in ("preprocess", "predict", "export"):
+        assert estimates[f"prev_{stage}_mb"] == memory.stage_estimates(ct, spacing, 2, 2, lowres)[f"{stage}_mb"]
+        assert estimates[f"prev_{stage}_timeout_s"] > 0
+    assert estimates["prev_voxels_resampled"] < estimates["voxels_resampled"]

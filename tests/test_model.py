@@ -15,6 +15,7 @@ PLANS = {"transpose_forward": [2, 0, 1], "image_reader_writer": "NibabelIO", "co
                    "resampling_fn_probabilities_kwargs": {"is_seg": False, "order": 1, "order_z": 0}},
     "3d_custom": {"inherits_from": "3d_fullres", "spacing": [2, 1, 1]},
     "3d_cascade_fullres": {"inherits_from": "3d_fullres", "previous_stage": "3d_lowres"},
+    "3d_lowres": {"inherits_from": "3d_fullres", "spacing": [2, 1, 1], "next_stage": "3d_cascade_fullres"},
     "2d": {"spacing": [0.5, 0.5], "patch_size": [256, 256],
            "resampling_fn_probabilities": "resample_data_or_seg_to_shape",
            "resampling_fn_probabilities_kwargs": {"is_seg": False, "order": 3, "order_z": 0}}}}
@@ -74,10 +75,8 @@ def test_configuration_and_folds_that_are_not_there_are_named(tmp_path):
     folder = model_folder(tmp_path, name="my_model")
     with pytest.raises(ModelError, match="cannot tell the configuration from the model folder name 'my_model'"):
         load_model(folder)
-    with pytest.raises(ModelError, match="configuration '3d_lowres' is not in .*plans.json"):
-        load_model(folder, configuration="3d_lowres")
-    with pytest.raises(ModelError, match="'3d_cascade_fullres' is a cascade stage: .* previous stage '3d_lowres'"):
-        load_model(folder, configuration="3d_cascade_fullres")
+    with pytest.raises(ModelError, match="configuration '3d_other' is not in .*plans.json"):
+        load_model(folder, configuration="3d_other")
     with pytest.raises(ModelError, match="has no checkpoint_final.pth for fold\\(s\\) 4"):
         load_model(folder, folds=[0, 4], configuration="3d_fullres")
     with pytest.raises(ModelError, match="has no checkpoint_best.pth for fold\\(s\\) any"):
@@ -86,3 +85,32 @@ def test_configuration_and_folds_that_are_not_there_are_named(tmp_path):
     with pytest.raises(ModelError, match="has no fold_N folder with checkpoint_final.pth, only fold_all.*folds: all"):
         load_model(only_all)
     assert load_model(only_all, folds=["all"]).folds == ("all",)
+
+
+def test_a_cascade_stage_finds_its_previous_stage_beside_it_or_where_given(tmp_path):
+    cascade = model_folder(tmp_path, name="nnUNetTrainer__nnUNetPlans__3d_cascade_fullres")
+    with pytest.raises(ModelError, match="'3d_cascade_fullres' is a cascade stage: each case needs the segmentation "
+                                         "of its previous stage '3d_lowres' first, but there is no "
+                                         "nnUNetTrainer__nnUNetPlans__3d_lowres beside it in .*previous_stage_model="):
+        load_model(cascade)
+    lowres = model_folder(tmp_path, name="nnUNetTrainer__nnUNetPlans__3d_lowres", folds=("0", "1", "2"))
+    model = load_model(cascade)
+    assert model.configuration == "3d_cascade_fullres" and model.folds == ("0", "1")
+    assert model.previous_stage.folder == lowres and model.previous_stage.configuration == "3d_lowres"
+    assert model.previous_stage.folds == ("0", "1", "2")  # its own, as nnU-Net's auto-detection finds them
+    assert model.previous_stage.target_spacing == (2.0, 1.0, 1.0)
+    assert model.num_input_channels == 2 + 2  # T1, T2 and the previous stage's two foreground labels, one-hot
+    assert load_model(cascade, folds=[1]).previous_stage.folds == ("1",)  # folds given: the same for both
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    moved = lowres.rename(elsewhere / "lowres_model")
+    with pytest.raises(ModelError, match="no nnUNetTrainer__nnUNetPlans__3d_lowres beside it"):
+        load_model(cascade)
+    assert load_model(cascade, previous_stage_model=moved).previous_stage.folder == moved
+    with pytest.raises(ModelError, match=f"{tmp_path / 'nowhere'} \\(previous_stage_model\\) does not exist"):
+        load_model(cascade, previous_stage_model=tmp_path / "nowhere")
+    fullres = model_folder(tmp_path, name="nnUNetTrainer__nnUNetPlans__3d_fullres")
+    with pytest.raises(ModelError, match="is configuration '3d_fullres', but '3d_cascade_fullres' needs its previous "
+                                         "stage '3d_lowres'"):
+        load_model(cascade, previous_stage_model=fullres)

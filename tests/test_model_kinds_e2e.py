@@ -1,6 +1,7 @@
 """Model kinds end to end against the nnU-Net CLI, on random-weight models built from the demo's real
 plans (identity needs no training): nnU-Net's fold rules and the averaging of several folds; the 2d
-and 3d_lowres configurations; a region-based model (overlapping regions, `regions_class_order`)."""
+and 3d_lowres configurations; a region-based model (overlapping regions, `regions_class_order`); the
+cascade (3d_lowres, then 3d_cascade_fullres on its segmentations)."""
 
 import json
 import os
@@ -8,7 +9,9 @@ import shutil
 import subprocess
 
 import numpy as np
+import pandas as pd
 import pytest
+import SimpleITK as sitk
 from e2e import BIN, assert_same_image, run_nnunet_predict, run_workflow
 
 from nnunet_workflow.dev.synthetic_model import build_random_model
@@ -81,11 +84,52 @@ def test_model_kind_is_identical_to_nnunetv2_predict(demo, two_cases, tmp_path, 
     assert len(exports) == len(cases) and all(e["status"] == "done" for e in exports)
     if kind == "regions":  # the streaming export's region path ran, and painted both regions
         assert {e["export_method"] for e in exports} == {"streaming"}
-        import numpy as np
-        import SimpleITK as sitk
-
         labels = np.unique(sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "results" / f"{cases[0]}.nii.gz"))))
         assert set(labels) <= {0, 1, 2} and len(labels) > 1
+
+
+# A cascade as nnU-Net's planner makes one: 3d_lowres names its next stage, 3d_cascade_fullres its previous.
+CASCADE = {"3d_lowres": {**LOWRES, "next_stage": "3d_cascade_fullres"},
+           "3d_cascade_fullres": {"inherits_from": "3d_fullres", "previous_stage": "3d_lowres",
+                                  "data_identifier": "nnUNetPlans_3d_cascade_fullres"}}
+
+
+def test_the_cascade_runs_its_previous_stage_first_and_is_identical_to_nnunetv2_predict(demo, two_cases, tmp_path):
+    """The workflow given only the cascade's folder equals nnUNetv2_predict -c 3d_lowres, then
+    -c 3d_cascade_fullres -prev_stage_predictions on those, for both stages' segmentations."""
+    root = tmp_path / "nnUNet_results" / "Dataset995_Cascade"
+    lowres = build_random_model(demo["model"], root, seed=13, configuration="3d_lowres", configurations=CASCADE)
+    cascade = build_random_model(demo["model"], root, seed=17, configuration="3d_cascade_fullres",
+                                 configurations=CASCADE)
+    source, cases = two_cases
+    results = tmp_path / "results"
+    run_workflow(cascade, source, results, tta="false")
+    run_nnunet_predict(lowres, source, tmp_path / "reference_lowres", "--disable_tta")
+    run_nnunet_predict(cascade, source, tmp_path / "reference", "--disable_tta", "-prev_stage_predictions",
+                       str(tmp_path / "reference_lowres"))
+    for case in cases:
+        assert_same_image(results / "3d_lowres" / f"{case}.nii.gz", tmp_path / "reference_lowres" / f"{case}.nii.gz")
+        assert_same_image(results / f"{case}.nii.gz", tmp_path / "reference" / f"{case}.nii.gz")
+        previous = sitk.GetArrayFromImage(sitk.ReadImage(str(results / "3d_lowres" / f"{case}.nii.gz")))
+        assert len(np.unique(previous)) > 1  # the one-hot input channels were not all empty
+        preprocessed = json.loads((results / "work" / case / "a1" / "preprocess.json").read_text())
+        assert preprocessed["shape"][0] == 2 + 2  # T1, T2, and one channel per foreground label
+    summary = pd.read_csv(results / "summary.tsv", sep="\t")
+    assert list(summary["status"]) == ["done", "done"]
+    assert summary["prev_predict_seconds"].notna().all() and summary["predict_seconds"].notna().all()
+    arguments = json.loads((results / "predict_from_raw_data_args.json").read_text())
+    assert arguments["folder_with_segs_from_prev_stage"] == str((results / "3d_lowres").resolve())
+
+
+def test_a_cascade_without_its_previous_stage_is_refused_before_any_job(demo, tmp_path):
+    cascade = build_random_model(demo["model"], tmp_path / "nnUNet_results" / "Dataset995_Cascade", seed=17,
+                                 configuration="3d_cascade_fullres", configurations=CASCADE)
+    done = run_workflow(cascade, demo["input"], tmp_path / "results", check=False)
+    assert done.returncode != 0
+    assert "'3d_cascade_fullres' is a cascade stage: each case needs the segmentation of its previous stage " \
+           "'3d_lowres' first, but there is no nnUNetTrainer__nnUNetPlans__3d_lowres beside it" in done.stderr
+    assert "previous_stage_model=PATH" in done.stderr
+    assert not (tmp_path / "results").exists()
 
 
 def test_a_model_folder_not_named_after_its_configuration_runs_as_its_checkpoint_says(demo, two_cases, tmp_path):

@@ -77,6 +77,23 @@ def test_every_stage_of_a_case_has_a_resource_line():
     assert tuple(resources.STAGE_RESOURCES) == STAGE_NAMES == ("validate", "preprocess", "predict", "export")
 
 
+def test_a_cascade_runs_its_previous_stage_first_through_copies_of_the_stages(two_channel_model):
+    from dataclasses import replace
+
+    from nnunet_workflow.pipeline import stage_names_for, stages_for
+
+    cascade = replace(two_channel_model, previous_stage=replace(two_channel_model, configuration="3d_lowres"))
+    assert stage_names_for(two_channel_model) == ("validate", "preprocess", "predict", "export")
+    stages = stages_for(cascade)
+    assert tuple(stages) == ("validate", "prev_preprocess", "prev_predict", "prev_export", "preprocess", "predict",
+                             "export")
+    assert [stages[s].needs for s in stages] == [None, "validate", "prev_preprocess", "prev_predict", "prev_export",
+                                                 "preprocess", "predict"]
+    assert [s for s in stages if stages[s].previous] == ["prev_preprocess", "prev_predict", "prev_export"]
+    assert resources.stage_resources("prev_predict") == resources.STAGE_RESOURCES["predict"]
+    assert stages["prev_predict"].loads_model and stages["prev_predict"].handle is stages["predict"].handle
+
+
 def test_the_default_budget_is_a_share_of_what_is_available():
     assert resources.default_budget_mb(available_mb=10_000) == 9_000
     assert resources.default_budget_mb(available_mb=0) == 0

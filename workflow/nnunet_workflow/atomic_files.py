@@ -36,6 +36,7 @@ def partial_dir(final_path) -> tempfile.TemporaryDirectory:
     """A temporary folder beside `final_path`, named like atomic_path's files (so a run killed meanwhile
     has it removed at the next start), for writers that write several files at once."""
     final_path = Path(final_path)
+    final_path.parent.mkdir(parents=True, exist_ok=True)
     return tempfile.TemporaryDirectory(prefix=f".{final_path.name}.part.", dir=final_path.parent)
 
 

@@ -1,5 +1,6 @@
 """Stage `export`: logits back to the original geometry, written atomically to
-`{results}/{case}{file_ending}` (and the `.npz`/`.pkl` probabilities when asked).
+`{results}/{case}{file_ending}` (and the `.npz`/`.pkl` probabilities when asked; a cascade's previous stage
+to `{results}/{member}/`), with every file the model's writer writes beside it (Tiff3DIO's spacing `.json`).
 
 The segmentation alone goes through the memory-bounded `streaming_export` (bit-identical to nnU-Net's);
 probabilities, and resampling functions it does not reproduce, go through nnU-Net's own export."""
@@ -24,14 +25,15 @@ def export_case(_state, job: CaseJob) -> dict:
     """Write the segmentation (and probabilities) of one case; every final file appears by rename only."""
     from nnunetv2.inference.export_prediction import export_prediction_from_logits
 
-    layout, model, save_probabilities = job.layout, job.model, job.options.save_probabilities
+    layout, model = job.layout, job.model
+    save_probabilities = job.options.save_probabilities and not job.member  # as asked of the final stage
     plans_manager, configuration_manager, dataset_json = nnunet_plans(model)
     streaming = not save_probabilities and supports(configuration_manager)
-    logits_path = layout.logits(job.id, job.attempt)
+    logits_path = job.logits()
     logits = NpyChannels(logits_path) if streaming else np.load(logits_path)
-    with open(layout.properties(job.id, job.attempt), "rb") as handle:
+    with open(job.properties(), "rb") as handle:
         properties = pickle.load(handle)
-    final = layout.segmentation(job.id, model.file_ending)
+    final = job.segmentation()
     with partial_dir(final) as temp_dir:
         truncated = os.path.join(temp_dir, "case")
         if streaming:
@@ -45,8 +47,15 @@ def export_case(_state, job: CaseJob) -> dict:
             npz, pkl = layout.probabilities(job.id)
             os.replace(truncated + ".npz", npz)
             os.replace(truncated + ".pkl", pkl)
+        # other files the writer wrote (Tiff3DIO's case.json), moved before the segmentation marks the case done
+        beside = {final.parent / (job.id + name[len("case"):]): os.path.join(temp_dir, name)
+                  for name in sorted(os.listdir(temp_dir)) if name.startswith("case.") and
+                  name != "case" + model.file_ending}
+        for destination, path in beside.items():
+            os.replace(path, destination)
         os.replace(truncated + model.file_ending, final)
-    return {"output": str(final), "export_method": "streaming" if streaming else "nnunet"}
+    return {"output": str(final), "export_method": "streaming" if streaming else "nnunet",
+            **({"also_written": [str(p) for p in beside]} if beside else {})}
 
 
 def import_export(_model, _options) -> None:
@@ -58,10 +67,10 @@ def import_export(_model, _options) -> None:
 def remove_intermediates(job: CaseJob, record: StageRecord) -> None:
     """Once a case is exported, its preprocessed array and logits are no longer needed (unless kept)."""
     if record.done and not job.options.keep_intermediates:
-        for path in (job.layout.preprocessed(job.id, job.attempt), job.layout.logits(job.id, job.attempt)):
+        for path in (job.preprocessed(), job.logits()):
             path.unlink(missing_ok=True)
 
 
 EXPORT = Stage("export", handle=export_case, needs="predict", setup=import_export,
-               outputs=lambda job: [job.layout.segmentation(job.id, job.model.file_ending)],
+               outputs=lambda job: [job.segmentation()],
                after=remove_intermediates)

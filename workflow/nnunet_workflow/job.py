@@ -45,10 +45,23 @@ class CaseJob:
     fault: str | None = None  # test-only fault to inject in this stage (see faults.py)
     reserved_mb: int | None = None
     upstream: dict[str, StageRecord] = field(default_factory=dict)  # this attempt's earlier stage records
+    member: str = ""  # a cascade's previous stage: its configuration, the folder its files go to (see Layout)
 
     @property
     def id(self) -> str:
         return self.case.id
+
+    def preprocessed(self):
+        return self.layout.preprocessed(self.id, self.attempt, self.member)
+
+    def properties(self):
+        return self.layout.properties(self.id, self.attempt, self.member)
+
+    def logits(self):
+        return self.layout.logits(self.id, self.attempt, self.member)
+
+    def segmentation(self):
+        return self.layout.segmentation(self.id, self.model.file_ending, self.member)
 
     def record_path(self, stage: str):
         return self.layout.record(stage, self.id, self.attempt)

@@ -2,6 +2,9 @@
 
 Each case's work sits in one folder per attempt (`work/{case}/a1`, `a2`, ...): a rerun of a failed
 case starts a new attempt, so nothing of the failed one is overwritten or reused.
+
+A cascade's previous stage (`member`, its configuration's name, e.g. 3d_lowres) keeps its intermediates in
+`work/{case}/a1/{member}/` and its segmentations in `{results}/{member}/`, where the next stage reads them.
 """
 
 from __future__ import annotations
@@ -31,14 +34,14 @@ class Layout:
     def record(self, stage: str, case: str, attempt: str) -> Path:
         return self.attempt_dir(case, attempt) / f"{stage}.json"
 
-    def preprocessed(self, case: str, attempt: str) -> Path:
-        return self.attempt_dir(case, attempt) / "preprocessed.npy"
+    def preprocessed(self, case: str, attempt: str, member: str = "") -> Path:
+        return self.attempt_dir(case, attempt) / member / "preprocessed.npy"
 
-    def properties(self, case: str, attempt: str) -> Path:
-        return self.attempt_dir(case, attempt) / "properties.pkl"
+    def properties(self, case: str, attempt: str, member: str = "") -> Path:
+        return self.attempt_dir(case, attempt) / member / "properties.pkl"
 
-    def logits(self, case: str, attempt: str) -> Path:
-        return self.attempt_dir(case, attempt) / "logits.npy"
+    def logits(self, case: str, attempt: str, member: str = "") -> Path:
+        return self.attempt_dir(case, attempt) / member / "logits.npy"
 
     def manifest(self, batch: str, stage: str) -> Path:
         """The manifest of a stage's job for a batch: where its cases' records are, the worker's starts."""
@@ -48,8 +51,8 @@ class Layout:
         """Log of a stage for a case attempt (or a batch, without attempt)."""
         return self.results / LOGS / stage / (f"{name}.{attempt}.log" if attempt else f"{name}.log")
 
-    def segmentation(self, case: str, file_ending: str) -> Path:
-        return self.results / f"{case}{file_ending}"
+    def segmentation(self, case: str, file_ending: str, member: str = "") -> Path:
+        return self.results / member / f"{case}{file_ending}"
 
     def probabilities(self, case: str) -> tuple[Path, Path]:
         """The `.npz` and `.pkl` files `nnUNetv2_predict --save_probabilities` writes."""

@@ -61,6 +61,13 @@ def preprocess_bytes(c, s0, s1, separate) -> int:
     return math.ceil(c * (16.5 * s0 + per_target_voxel * s1))
 
 
+def cascade_preprocess_bytes(c, labels, s0, s1) -> int:
+    """What a cascade stage's preprocess holds besides: the previous stage's segmentation as its reader gives
+    it (float32) and its label masks (float64), resampled label by label (float64 output and work array on
+    the network grid), appended one-hot (float32 per foreground label) in a stacked copy of every channel."""
+    return 12 * s0 + 16 * s1 + 4 * labels * s1 + 4 * (c + labels) * s1
+
+
 def predict_bytes(c, k, s1, folds) -> int:
     """The preprocessed data (float32, padded copy) and the logits: ~5 bytes per class and voxel on the
     network grid measured on CPU (float16 accumulators, float16 logits and the patch outputs); a second
@@ -95,7 +102,8 @@ def _mb(base_mb: int, nbytes: float) -> int:
 def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_probabilities=False) -> dict:
     """Peak RSS (MB) of preprocess, predict and export of one case, and the voxel counts they come from.
 
-    `shape` and `spacing` are in nnU-Net's axis order after `transpose_forward`.
+    `shape` and `spacing` are in nnU-Net's axis order after `transpose_forward`. A cascade stage's network
+    takes the previous stage's foreground labels as extra (one-hot) input channels.
     """
     target = list(model.target_spacing)
     if len(target) < len(shape):  # 2d configuration: the first axis keeps its spacing
@@ -113,13 +121,16 @@ def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_proba
         # index grids and coordinate maps (int64 and float64, 3 each) and the float64 output
         separate_work = 8 * max(1, new_shape[axis]) / max(1, shape[axis]) + 56
     folds = len(model.folds)
+    labels = model.previous_stage.foreground_labels if model.previous_stage is not None else 0
+    preprocess = max((bytes_per_voxel + 4) * c * s0, preprocess_bytes(c, s0, s1, separate))
+    if labels:
+        preprocess += cascade_preprocess_bytes(c, labels, s0, s1)
     return {
         "voxels": s0,
         "voxels_resampled": s1,
         "separate_z": separate,
-        "preprocess_mb": _mb(NNUNET_BASE_MB, max((bytes_per_voxel + 4) * c * s0,
-                                                 preprocess_bytes(c, s0, s1, separate))),
-        "predict_mb": _mb(PREDICT_BASE_MB, predict_bytes(c, k, s1, folds)),
+        "preprocess_mb": _mb(NNUNET_BASE_MB, preprocess),
+        "predict_mb": _mb(PREDICT_BASE_MB, predict_bytes(c + labels, k, s1, folds)),
         "export_mb": _mb(NNUNET_BASE_MB, export_bytes(k, s1, s0, separate_work, streaming, save_probabilities,
                                                       plane)),
     }

@@ -35,6 +35,20 @@ class ModelInfo:
     num_classes: int
     # whether export can use the memory-bounded streaming export (see streaming_export.supports)
     streaming_export: bool = True
+    # a cascade stage's previous stage (e.g. its 3d_lowres), whose segmentations it takes as input
+    previous_stage: ModelInfo | None = None
+
+    @property
+    def foreground_labels(self) -> int:
+        """Labels other than background and ignore: the one-hot channels a next cascade stage is given."""
+        return len([k for k, v in self.labels.items() if k not in ("background", "ignore") and not isinstance(v, list)])
+
+    @property
+    def num_input_channels(self) -> int:
+        """Channels of the network's input: the images', plus one per foreground label of the previous
+        stage's segmentation for a cascade stage (nnU-Net's determine_num_input_channels)."""
+        extra = self.previous_stage.foreground_labels if self.previous_stage is not None else 0
+        return self.num_channels + extra
 
     @property
     def num_channels(self) -> int:
@@ -75,10 +89,10 @@ def count_classes(labels: dict) -> int:
     return len(regions)
 
 
-def model_configuration(folder: Path, checkpoint_path: Path, given: str | None) -> str:
+def model_configuration(folder: Path, checkpoint_path: Path, given: str | None, fallback: str | None = None) -> str:
     """The configuration as nnUNetv2_predict_from_modelfolder finds it: what the (first fold's) checkpoint
-    was trained as (`init_args`), else what the folder name `TRAINER__PLANS__CONFIGURATION` says. A given
-    one that disagrees with the checkpoint is refused, naming both."""
+    was trained as (`init_args`), else what the folder name `TRAINER__PLANS__CONFIGURATION` says, else
+    `fallback`. A given one that disagrees with the checkpoint is refused, naming both."""
     trained_as = checkpoint_metadata(checkpoint_path).get("configuration")
     if given is not None:
         if trained_as is not None and given != trained_as:
@@ -88,6 +102,8 @@ def model_configuration(folder: Path, checkpoint_path: Path, given: str | None) 
     if trained_as is not None:
         return trained_as
     match = MODEL_FOLDER_PATTERN.match(folder.name)
+    if not match and fallback is not None:
+        return fallback
     if not match:
         raise ModelError(
             f"cannot tell the configuration from the model folder name {folder.name!r} "
@@ -96,8 +112,47 @@ def model_configuration(folder: Path, checkpoint_path: Path, given: str | None) 
     return match["configuration"]
 
 
-def load_model(folder, folds=None, checkpoint="checkpoint_final.pth", configuration=None) -> ModelInfo:
-    """Read dataset.json and plans.json of a trained-model folder and resolve folds and configuration."""
+def previous_stage_folder(folder: Path, plans: dict, previous: str, checkpoint_path: Path) -> Path:
+    """Where nnU-Net's layout puts a cascade's previous stage: beside it in the dataset's results folder,
+    `TRAINER__PLANS__PREVIOUS`, with the trainer and plans of the cascade's own folder name (else of its
+    checkpoint and plans.json)."""
+    match = MODEL_FOLDER_PATTERN.match(folder.name)
+    if match:
+        trainer, plans_name = match["trainer"], match["plans"]
+    else:
+        trainer = checkpoint_metadata(checkpoint_path).get("trainer_name") or "nnUNetTrainer"
+        plans_name = plans.get("plans_name", "nnUNetPlans")
+    return folder.parent / f"{trainer}__{plans_name}__{previous}"
+
+
+def load_previous_stage(folder: Path, plans: dict, configuration: str, previous: str, checkpoint_path: Path,
+                        folds, checkpoint: str, given) -> ModelInfo:
+    """The model of a cascade stage's previous stage: the folder given, else the one beside it, with the folds
+    given (else its own, as nnU-Net's auto-detection finds them); refused with a sentence saying what to give
+    when it is missing or is not that configuration."""
+    candidate = Path(given).resolve() if given else previous_stage_folder(folder, plans, previous, checkpoint_path)
+    if not candidate.is_dir():
+        where = f"{candidate} (previous_stage_model) does not exist" if given else \
+            f"there is no {candidate.name} beside it in {candidate.parent}"
+        raise ModelError(f"configuration {configuration!r} is a cascade stage: each case needs the segmentation of "
+                         f"its previous stage {previous!r} first, but {where}; give that model folder as "
+                         f"previous_stage_model=PATH (or run another configuration)")
+    try:
+        model = load_model(candidate, folds, checkpoint, fallback_configuration=previous)
+    except ModelError as error:
+        raise ModelError(f"previous stage {previous!r} of {configuration!r}: {error}") from None
+    if model.configuration != previous:
+        raise ModelError(f"{candidate} is configuration {model.configuration!r}, but {configuration!r} needs its "
+                         f"previous stage {previous!r}; give that model folder as previous_stage_model=PATH")
+    return model
+
+
+def load_model(folder, folds=None, checkpoint="checkpoint_final.pth", configuration=None,
+               previous_stage_model=None, fallback_configuration=None) -> ModelInfo:
+    """Read dataset.json and plans.json of a trained-model folder and resolve folds and configuration; a
+    cascade stage's previous stage is read too (`previous_stage_model`, else the folder beside it), taken
+    to be that configuration where neither its checkpoint nor its name tells (`fallback_configuration`)."""
+    given_folds = folds
     folder = Path(folder).resolve()
     if not folder.is_dir():
         raise ModelError(f"model folder {folder} does not exist")
@@ -115,16 +170,16 @@ def load_model(folder, folds=None, checkpoint="checkpoint_final.pth", configurat
         raise ModelError(
             f"model folder {folder} has no {checkpoint} for fold(s) {', '.join(missing) or 'any'}"
         )
-    configuration = model_configuration(folder, folder / f"fold_{folds[0]}" / checkpoint, configuration)
+    configuration = model_configuration(folder, folder / f"fold_{folds[0]}" / checkpoint, configuration,
+                                        fallback_configuration)
     if configuration not in plans.get("configurations", {}):
         raise ModelError(f"configuration {configuration!r} is not in {folder / 'plans.json'}")
     config = _resolve_configuration(plans, configuration)
+    previous = None
     if config.get("previous_stage"):
-        raise ModelError(
-            f"configuration {configuration!r} is a cascade stage: each case needs the segmentation of its previous "
-            f"stage {config['previous_stage']!r} as input, which this workflow does not run yet; run that "
-            f"configuration's model folder instead, or nnUNetv2_predict with -prev_stage_predictions"
-        )
+        previous = load_previous_stage(folder, plans, configuration, config["previous_stage"],
+                                       folder / f"fold_{folds[0]}" / checkpoint, given_folds, checkpoint,
+                                       previous_stage_model)
     channels = dataset.get("channel_names") or dataset.get("modality")
     channel_names = tuple(channels[k] for k in sorted(channels, key=int))
     return ModelInfo(
@@ -141,6 +196,7 @@ def load_model(folder, folds=None, checkpoint="checkpoint_final.pth", configurat
         transpose_forward=tuple(plans["transpose_forward"]),
         num_classes=count_classes(dataset["labels"]),
         streaming_export=supports_configuration(config),
+        previous_stage=previous,
     )
 
 

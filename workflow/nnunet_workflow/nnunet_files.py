@@ -18,7 +18,11 @@ def _json_text(content: dict) -> str:
 
 def predict_args(model: ModelInfo, config: dict) -> dict:
     """nnUNetv2_predict's record of its arguments, with this run's values, and the options it takes from
-    its command line besides (folds, checkpoint, step size, mirroring, device) under `workflow_options`."""
+    its command line besides (folds, checkpoint, step size, mirroring, device) under `workflow_options`.
+    A cascade stage's previous stage writes its segmentations to `{results}/{its configuration}`."""
+    previous, options = model.previous_stage, {}
+    if previous is not None:
+        options = {"previous_stage_model": str(previous.folder), "previous_stage_folds": list(previous.folds)}
     return {
         "list_of_lists_or_source_folder": str(Path(config["input"]).resolve()),
         "output_folder_or_list_of_truncated_output_files": str(Path(config["results"]).resolve()),
@@ -26,12 +30,14 @@ def predict_args(model: ModelInfo, config: dict) -> dict:
         "overwrite": False,
         "num_processes_preprocessing": 1,
         "num_processes_segmentation_export": 1,
-        "folder_with_segs_from_prev_stage": None,
+        "folder_with_segs_from_prev_stage": None if previous is None else
+        str((Path(config["results"]) / previous.configuration).resolve()),
         "num_parts": 1,
         "part_id": 0,
         "workflow_options": {"model": str(model.folder), "configuration": model.configuration,
                              "folds": list(model.folds), "checkpoint": model.checkpoint,
-                             "step_size": config["step_size"], "tta": config["tta"], "device": config["device"]},
+                             "step_size": config["step_size"], "tta": config["tta"], "device": config["device"],
+                             **options},
     }
 
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from .atomic_files import read_json, write_json
 from .cases import Case
 from .layout import Layout
-from .pipeline import STAGE_NAMES
+from .pipeline import ALL_STAGE_NAMES
 from .records import FAILED, StageRecord
 
 # A retry after running out of memory reserves this much more than the failed attempt measured.
@@ -43,10 +43,12 @@ class RunPlan:
     max_job_mem_mb: int | None = None
 
     def finished_records(self, layout: Layout) -> list:
-        """Paths of the stage records of the cases finished in earlier runs (in no batch)."""
+        """Paths of the stage records of the cases finished in earlier runs (in no batch), those that exist (a
+        cascade's include its previous stage's)."""
         pending = set(self.pending)
-        return [layout.record(stage, case, attempt) for case, attempt in self.attempts.items()
-                if case not in pending for stage in STAGE_NAMES]
+        paths = [layout.record(stage, case, attempt) for case, attempt in self.attempts.items()
+                 if case not in pending for stage in ALL_STAGE_NAMES]
+        return [path for path in paths if path.exists()]
 
     def save(self, path) -> None:
         write_json(path, asdict(self))
@@ -68,7 +70,8 @@ def case_state(layout: Layout, case: str, file_ending: str, provenance: str) -> 
         return CaseState("a1")
     number = numbers[-1]
     attempt = f"a{number}"
-    records = {s: r for s in STAGE_NAMES if (r := StageRecord.load_if_present(layout.record(s, case, attempt)))}
+    records = {s: r for s in ALL_STAGE_NAMES
+               if (r := StageRecord.load_if_present(layout.record(s, case, attempt)))}
     stale = any(r.provenance != provenance for r in records.values())
     export = records.get("export")
     if export and export.done and not stale and layout.segmentation(case, file_ending).exists():

@@ -60,13 +60,13 @@ def predict_case(predictor, job: CaseJob) -> dict:
     import torch
 
     print(f"predicting {job.id}", flush=True)
-    data = np.load(job.layout.preprocessed(job.id, job.attempt))
+    data = np.load(job.preprocessed())
     data = torch.from_numpy(data).to(dtype=torch.float32, memory_format=torch.contiguous_format)
     logits = predictor.predict_logits_from_preprocessed_data(data).cpu().detach().numpy()
-    with atomic_path(job.layout.logits(job.id, job.attempt), suffix=".npy") as temp:
+    with atomic_path(job.logits(), suffix=".npy") as temp:
         np.save(temp, logits)
     return {"logits_shape": list(logits.shape), "logits_dtype": str(logits.dtype)}
 
 
 PREDICT = Stage("predict", handle=predict_case, needs="preprocess", setup=load_predictor,
-                outputs=lambda job: [job.layout.logits(job.id, job.attempt)], loads_model=True)
+                outputs=lambda job: [job.logits()], loads_model=True)

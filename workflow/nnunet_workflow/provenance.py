@@ -16,14 +16,22 @@ from .model import ModelInfo
 OPTION_KEYS = ("configuration", "folds", "checkpoint", "step_size", "tta", "save_probabilities")
 
 
-def provenance_key(model: ModelInfo, config: dict) -> str:
-    """Hash of dataset.json and plans.json contents, each used checkpoint's size and mtime, and the options."""
-    digest = hashlib.sha256()
+def _hash_model(digest, model: ModelInfo) -> None:
     for name in ("dataset.json", "plans.json"):
         digest.update((model.folder / name).read_bytes())
     for fold in model.folds:
         stat = (model.folder / f"fold_{fold}" / model.checkpoint).stat()
         digest.update(f"{fold}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+
+
+def provenance_key(model: ModelInfo, config: dict) -> str:
+    """Hash of dataset.json and plans.json contents, each used checkpoint's size and mtime, and the options;
+    for a cascade stage, its previous stage's model files too."""
+    digest = hashlib.sha256()
+    _hash_model(digest, model)
+    if model.previous_stage is not None:
+        digest.update(f"previous stage {model.previous_stage.folder}".encode())
+        _hash_model(digest, model.previous_stage)
     options = {key: config.get(key) for key in OPTION_KEYS}
     options.update(configuration=model.configuration, folds=list(model.folds))
     digest.update(json.dumps(options, sort_keys=True, default=str).encode())

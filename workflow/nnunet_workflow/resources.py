@@ -20,6 +20,7 @@ from .job import CaseJob
 from .manifest import BatchManifest
 from .plan import RunPlan
 from .records import StageRecord
+from .stage import PREVIOUS_PREFIX
 
 # Memory of a job around its stage worker: the rule's script process, and on a cluster also the
 # Snakemake process that runs the job (SLURM counts them all against --mem; a validate job of the
@@ -51,12 +52,17 @@ STAGE_RESOURCES = {
 }
 
 
+def stage_resources(stage: str) -> StageResources:
+    """A stage's line; a cascade's previous-stage copy (prev_predict) has the line of what it copies."""
+    return STAGE_RESOURCES[stage.removeprefix(PREVIOUS_PREFIX)]
+
+
 def estimated_mb(stage: str, case: Case, validated: StageRecord | None) -> int:
     """A case's estimated peak in a stage: validate's from the channel files, the others' from validate."""
     if stage == "validate":
         return memory.validate_memory_mb(case.files())
     estimates = validated.estimates if validated else {}
-    return int(estimates.get(f"{stage}_mb", STAGE_RESOURCES[stage].base_mb))
+    return int(estimates.get(f"{stage}_mb", stage_resources(stage).base_mb))
 
 
 def estimated_s(stage: str, case: Case, validated: StageRecord | None) -> int:
@@ -64,7 +70,7 @@ def estimated_s(stage: str, case: Case, validated: StageRecord | None) -> int:
     if stage == "validate":
         return timeouts.validate_timeout_s(case.files())
     estimates = validated.estimates if validated else {}
-    return int(estimates.get(f"{stage}_timeout_s", STAGE_RESOURCES[stage].default_timeout_s))
+    return int(estimates.get(f"{stage}_timeout_s", stage_resources(stage).default_timeout_s))
 
 
 def case_timeout_s(stage: str, job: CaseJob) -> int:
@@ -110,7 +116,7 @@ class ResourcePolicy:
         def total(wildcards, input) -> int:
             validated = self._validated(stage, input)
             cases = self.plan.batches[wildcards.batch]
-            return runtime_minutes(STAGE_RESOURCES[stage].setup_s + sum(
+            return runtime_minutes(stage_resources(stage).setup_s + sum(
                 estimated_s(stage, self.cases[case], validated.get(case)) for case in cases))
 
         return total

@@ -1,6 +1,7 @@
 """The stage protocol: what `run_batch` needs to run any stage over a batch of cases. Each stage module
 (validate, preprocess, predict, export) exports one `Stage`; adding a stage is one such module, one rule,
-one line in `pipeline.PIPELINE` and one in `resources.STAGE_RESOURCES`."""
+one line in `pipeline.PIPELINE` and one in `resources.STAGE_RESOURCES`. A cascade's previous stage runs
+copies of preprocess, predict and export (`pipeline.stages_for`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from typing import Any
 
 from .job import CaseJob
 from .records import StageRecord
+
+# Names of the stages that run a cascade's previous stage: prev_preprocess, prev_predict, prev_export.
+PREVIOUS_PREFIX = "prev_"
 
 
 def no_outputs(job: CaseJob) -> list[Path]:
@@ -32,6 +36,7 @@ class Stage:
     fields(job): details the case's record gets whatever the outcome.
     after(job, record): in the job's process once the case's record is saved (e.g. removing intermediates).
     loads_model: each worker start loads the model (the manifest counts `model_loads`).
+    previous: the stage runs the cascade's previous stage model (its jobs' model and member are that one's).
     """
 
     name: str
@@ -42,3 +47,9 @@ class Stage:
     fields: Callable[[CaseJob], dict] = no_fields
     after: Callable[[CaseJob, StageRecord], None] | None = None
     loads_model: bool = False
+    previous: bool = False
+
+    @property
+    def kind(self) -> str:
+        """The stage this one is a copy of (prev_predict: predict), for its resources and estimates' base."""
+        return self.name.removeprefix(PREVIOUS_PREFIX)

@@ -27,11 +27,12 @@ def collect_records(manifest_paths, record_paths) -> dict[str, dict[str, StageRe
     return records
 
 
-def case_row(case: str, attempt: str, records: dict[str, StageRecord], layout: Layout) -> dict:
-    """The summary row of one case, from the records of its current attempt."""
+def case_row(case: str, attempt: str, records: dict[str, StageRecord], layout: Layout,
+             stages=STAGE_NAMES) -> dict:
+    """The summary row of one case, from the records of its current attempt through the run's stages."""
     row = {"case": case, "status": PENDING, "stage": "", "kind": "", "message": "", "output": "", "batch": "",
            "attempt": attempt, "log": str(layout.log("validate", case, attempt))}
-    for stage in STAGE_NAMES:
+    for stage in stages:
         record = records.get(stage)
         row[f"{stage}_seconds"] = record.seconds if record else None
         row[f"{stage}_peak_mb"] = record.peak_rss_mb if record else None
@@ -47,15 +48,15 @@ def case_row(case: str, attempt: str, records: dict[str, StageRecord], layout: L
             row.update(status=FAILED, stage=stage, kind=record.kind or "error", message=record.message)
         else:
             row["stage"] = stage
-            if stage == STAGE_NAMES[-1]:
+            if stage == stages[-1]:
                 row.update(status=DONE, output=record.details.get("output", ""))
     return row
 
 
 def write_summary(attempts: dict[str, str], records: dict[str, dict[str, StageRecord]], layout: Layout,
-                  path=None) -> pd.DataFrame:
+                  path=None, stages=STAGE_NAMES) -> pd.DataFrame:
     """Write `summary.tsv` (atomically) for every case of the run, in case order; returns the table."""
-    rows = [case_row(case, attempts[case], records.get(case, {}), layout) for case in sorted(attempts)]
+    rows = [case_row(case, attempts[case], records.get(case, {}), layout, stages) for case in sorted(attempts)]
     table = pd.DataFrame(rows)
     table = table[COLUMNS + [c for c in table.columns if c not in COLUMNS]]
     with atomic_path(path or layout.summary(), suffix=".tsv") as temp:

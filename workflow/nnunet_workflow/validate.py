@@ -20,7 +20,7 @@ from .failures import CaseError
 from .image_reading import SIMPLEITK_READERS, read_with_model_reader, reader_class
 from .job import CaseJob
 from .model import ModelInfo
-from .stage import Stage
+from .stage import PREVIOUS_PREFIX, Stage
 
 # Channels of one case must agree: spacing as nnU-Net's reader demands (numpy.allclose defaults),
 # origin within ORIGIN_TOLERANCE_MM and direction cosines within DIRECTION_TOLERANCE.
@@ -145,7 +145,7 @@ def check_memory(estimates: dict, max_job_mb: int | None) -> None:
     """Refuse, from the header alone, a case whose estimated peak in some stage exceeds the largest job allowed."""
     if not max_job_mb:
         return
-    for stage in ("preprocess", "predict", "export"):
+    for stage in [key.removesuffix("_mb") for key in estimates if key.endswith("_mb")]:
         needed = estimates[f"{stage}_mb"]
         if needed > max_job_mb:
             raise CaseError(
@@ -241,6 +241,19 @@ def check_channels_given(headers: list[dict], case: Case, model: ModelInfo) -> N
         )
 
 
+def case_estimates(shape, spacing, channels, bytes_per_voxel, model: ModelInfo, save_probabilities) -> dict:
+    """Memory and time estimates of every later stage of a case; a cascade's previous stage's under
+    `prev_` names (its own target spacing and classes)."""
+    estimates = memory.stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_probabilities)
+    estimates.update(timeouts.stage_timeouts_s(estimates["voxels"], estimates["voxels_resampled"],
+                                               model.num_input_channels, model.num_classes, len(model.folds)))
+    if model.previous_stage is not None:
+        previous = case_estimates(shape, spacing, channels, bytes_per_voxel, model.previous_stage, False)
+        estimates.update({PREVIOUS_PREFIX + key: value for key, value in previous.items()
+                          if key.endswith(("_mb", "_timeout_s")) or key == "voxels_resampled"})
+    return estimates
+
+
 def inspect_case(_state, job: CaseJob) -> dict:
     """All checks of one case; returns its geometry, stage estimates and warnings, or raises CaseError."""
     case, model = job.case, job.model
@@ -258,10 +271,7 @@ def inspect_case(_state, job: CaseJob) -> dict:
     shape, spacing = nnunet_geometry(headers[0], model)
     bytes_per_voxel = max(h["bytes_per_voxel"] for h in headers)
     channels = model.num_channels
-    estimates = memory.stage_estimates(shape, spacing, channels, bytes_per_voxel, model,
-                                       job.options.save_probabilities)
-    estimates.update(timeouts.stage_timeouts_s(estimates["voxels"], estimates["voxels_resampled"], channels,
-                                               model.num_classes, len(model.folds)))
+    estimates = case_estimates(shape, spacing, channels, bytes_per_voxel, model, job.options.save_probabilities)
     check_memory(estimates, job.options.max_job_mb)
     warnings = spacing_warnings(spacing, model)
     for header in headers:

@@ -15,7 +15,7 @@ from nnunet_workflow.model import load_model
 from nnunet_workflow.nnunet_files import write_nnunet_files
 from nnunet_workflow.plan import RunPlan, make_plan
 from nnunet_workflow.provenance import provenance_key
-from nnunet_workflow.pipeline import STAGE_NAMES
+from nnunet_workflow.pipeline import stage_names_for
 from nnunet_workflow.resources import ResourcePolicy, apply_local_budgets, predict_gpus
 from nnunet_workflow.settings import coerce_config
 from nnunet_workflow.summary import print_brief
@@ -27,8 +27,13 @@ coerce_config(config, yaml.safe_load(SCHEMA_PATH.read_text()))
 validate(config, schema=str(SCHEMA_PATH))
 
 MODEL = load_model(
-    config["model"], config["folds"], config["checkpoint"], config["configuration"]
+    config["model"],
+    config["folds"],
+    config["checkpoint"],
+    config["configuration"],
+    config["previous_stage_model"],
 )
+STAGE_NAMES = stage_names_for(MODEL)
 CASES = discover_cases(config["input"], MODEL.channel_names)
 # Whether jobs run on this machine: known from the command line and profile, since Snakemake
 # attaches its executor (workflow.local_exec) only after this file is parsed.
@@ -90,6 +95,14 @@ def batch_channel_files(wildcards):
     ]
 
 
+def preprocess_upstream(wildcards):
+    """What preprocess needs: validate's manifest, and a cascade's previous stage's export."""
+    upstream = {"validate": str(LAYOUT.manifest(wildcards.batch, "validate"))}
+    if MODEL.previous_stage is not None:
+        upstream["prev_export"] = str(LAYOUT.manifest(wildcards.batch, "prev_export"))
+    return upstream
+
+
 def batch_manifests():
     """Manifests of every stage of the batches this run works on (finished cases are in none)."""
     return [
@@ -101,4 +114,4 @@ def batch_manifests():
 
 def finished_records():
     """The stage records of the cases finished in earlier runs (no job runs for them)."""
-    return [str(path) for path in PLAN.finished_records(LAYOUT) if path.exists()]
+    return [str(path) for path in PLAN.finished_records(LAYOUT)]

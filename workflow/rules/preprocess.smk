@@ -1,7 +1,8 @@
-# nnU-Net's own preprocessing of the validated cases of a batch, one case at a time in one worker.
+# nnU-Net's own preprocessing of the validated cases of a batch, one case at a time in one worker
+# (a cascade stage's also reads its previous stage's segmentations).
 rule preprocess:
     input:
-        validate=rules.validate.output.manifest,
+        unpack(preprocess_upstream),
     output:
         manifest=str(LAYOUT.manifest("{batch}", "preprocess")),
     log:

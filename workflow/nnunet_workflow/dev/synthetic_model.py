@@ -22,12 +22,14 @@ def build_random_model(template: Path, destination: Path, num_classes: int = 3, 
 
     `template` is a real model folder whose plans are kept but for: the target spacing of `configuration`
     (z, y, x; kept when None), the axis transposition (none), and `configurations` added or replaced by
-    name (e.g. a 3d_lowres), and `plans_changes` at the top level (e.g. the image_reader_writer). The labels
+    name (e.g. a 3d_lowres; a cascade stage's network takes its one-hot input channels too), and
+    `plans_changes` at the top level (e.g. the image_reader_writer). The labels
     become background + num_classes-1 classes, unless `dataset_changes` replaces them (e.g. regions with
     their `regions_class_order`). Returns the folder.
     """
     import torch
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+    from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     template, destination = Path(template), Path(destination)
@@ -55,7 +57,8 @@ def build_random_model(template: Path, destination: Path, num_classes: int = 3, 
     for index, fold in enumerate(folds):
         torch.manual_seed(seed + index)
         network = nnUNetTrainer.build_network_architecture(
-            plans_manager, configuration_manager, len(dataset["channel_names"]),
+            plans_manager, configuration_manager,
+            determine_num_input_channels(plans_manager, configuration_manager, dataset),
             plans_manager.get_label_manager(dataset).num_segmentation_heads, enable_deep_supervision=False)
         (scratch / f"fold_{fold}").mkdir()
         torch.save({"network_weights": network.state_dict(), "trainer_name": TRAINER,
