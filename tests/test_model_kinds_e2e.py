@@ -180,3 +180,31 @@ def test_rgb_png_through_a_natural_image_model_is_identical_to_nnunetv2_predict(
         assert len(np.unique(reference)) > 1  # not a trivial all-background comparison
     validated = json.loads((tmp_path / "results" / "work" / "photo0" / "a1" / "validate.json").read_text())
     assert validated["geometry"]["channels"] == 3
+
+
+def test_a_tiff_model_reads_and_writes_the_spacing_sidecar_as_nnunetv2_predict(demo, two_cases, tmp_path):
+    """Tiff3DIO: spacing from CASE.json beside CASE_0000.tif; nnUNetv2_predict writes CASE.tif and CASE.json,
+    and so does the workflow, into results."""
+    import tifffile
+
+    source, cases = two_cases
+    tiffs = tmp_path / "input"
+    tiffs.mkdir()
+    for case in cases:
+        for channel in (0, 1):
+            image = sitk.ReadImage(str(source / f"{case}_{channel:04d}.nii.gz"))
+            tifffile.imwrite(tiffs / f"{case}_{channel:04d}.tif", sitk.GetArrayFromImage(image))
+        (tiffs / f"{case}.json").write_text(json.dumps({"spacing": list(image.GetSpacing())[::-1]}))
+    model = build_random_model(demo["model"], tmp_path / "nnUNet_results" / "Dataset994_Tiff", seed=23,
+                               plans_changes={"image_reader_writer": "Tiff3DIO"},
+                               dataset_changes={"file_ending": ".tif"})
+    run_workflow(model, tiffs, tmp_path / "results", tta="false")
+    run_nnunet_predict(model, tiffs, tmp_path / "reference", "--disable_tta")
+    for case in cases:
+        ours, reference = (tifffile.imread(tmp_path / folder / f"{case}.tif") for folder in ("results", "reference"))
+        assert ours.dtype == reference.dtype and np.array_equal(ours, reference)
+        assert len(np.unique(reference)) > 1
+        sidecars = [json.loads((tmp_path / folder / f"{case}.json").read_text()) for folder in ("results", "reference")]
+        assert sidecars[0] == sidecars[1] == json.loads((tiffs / f"{case}.json").read_text())
+    export = json.loads((tmp_path / "results" / "work" / cases[0] / "a1" / "export.json").read_text())
+    assert export["also_written"] == [str(tmp_path / "results" / f"{cases[0]}.json")]

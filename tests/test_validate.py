@@ -238,3 +238,25 @@ def test_an_rgb_png_gives_the_three_channels_of_a_natural_image_model(tmp_path, 
     grey = validate(case_of(tmp_path, "c2", {0: write_png(tmp_path / "c2_0000.png", 1)}), model)
     assert grey["message"] == ("model expects 3 channels (R, G, B); the model's reader NaturalImage2DIO finds 1 in "
                                "1 file: c2_0000.png")
+
+
+def test_a_tiff_model_takes_spacing_from_the_sidecar_and_warns_without_one(tmp_path, two_channel_model):
+    """Tiff3DIO reads spacing from CASE.json beside CASE_0000.tif (nnU-Net's z, y, x order) and assumes
+    (1, 1, 1) without it: validate records the sidecar's spacing, and warns where there is none."""
+    import tifffile
+
+    model = dataclasses.replace(two_channel_model, image_reader_writer="Tiff3DIO", file_ending=".tif",
+                                channel_names=("T1",))
+    volume = (np.arange(12 * 14 * 16, dtype=np.uint16).reshape(12, 14, 16) % 50)
+    tifffile.imwrite(tmp_path / "c1_0000.tif", volume)
+    (tmp_path / "c1.json").write_text('{"spacing": [3.0, 0.5, 0.75]}')
+    record = validate(case_of(tmp_path, "c1", {0: str(tmp_path / "c1_0000.tif")}), model)
+    assert record["status"] == "done", record
+    assert record["geometry"]["shape_nnunet"] == [12, 14, 16]
+    assert record["geometry"]["spacing_nnunet"] == [3.0, 0.5, 0.75]
+    assert not any("spacing file" in w for w in record["warnings"])
+    tifffile.imwrite(tmp_path / "c2_0000.tif", volume)
+    record = validate(case_of(tmp_path, "c2", {0: str(tmp_path / "c2_0000.tif")}), model)
+    assert record["status"] == "done" and record["geometry"]["spacing_nnunet"] == [1.0, 1.0, 1.0]
+    assert "c2_0000.tif: no spacing file c2.json beside it; the model's reader Tiff3DIO assumes spacing (1, 1, 1)" \
+        in record["warnings"]

@@ -13,6 +13,15 @@ from .failures import CaseError
 
 # The readers validate reads headers for with SimpleITK itself (the same library nnU-Net's reader uses).
 SIMPLEITK_READERS = {"SimpleITKIO", "SimpleITKIOWithReorient"}
+# Readers whose spacing comes from a sidecar `CASE.json` beside the channel files (`{"spacing": [z, y, x]}`),
+# and assume (1, 1, 1) without one.
+SIDECAR_READERS = {"Tiff3DIO"}
+
+
+def spacing_sidecar(path: str) -> Path:
+    """Where Tiff3DIO looks for a channel file's spacing: CASE_0000.tif -> CASE.json."""
+    name = Path(path).name
+    return Path(path).with_name(name[: -len(Path(name).suffix) - len("_0000")] + ".json")
 
 
 def reader_class(name: str):
@@ -39,6 +48,9 @@ def read_with_model_reader(path: str, reader: str) -> dict:
         if bad:
             raise CaseError(f"{path}: {bad:,} voxels are NaN or infinite")
     warnings = [f"{Path(path).name}: every voxel has the value {data.min()}"] if data.min() == data.max() else []
+    if reader in SIDECAR_READERS and not spacing_sidecar(path).is_file():
+        warnings.append(f"{Path(path).name}: no spacing file {spacing_sidecar(path).name} beside it; the model's "
+                        f"reader {reader} assumes spacing (1, 1, 1)")
     return {
         "file": path,
         "dimension": 3,
