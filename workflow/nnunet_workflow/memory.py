@@ -63,9 +63,9 @@ def preprocess_bytes(c, s0, s1, separate) -> int:
 
 def cascade_preprocess_bytes(c, labels, s0, s1) -> int:
     """What a cascade stage's preprocess holds besides: the previous stage's segmentation as its reader gives
-    it (float32) and its label masks (float64), resampled label by label (float64 output and work array on
-    the network grid), appended one-hot (float32 per foreground label) in a stacked copy of every channel."""
-    return 12 * s0 + 16 * s1 + 4 * labels * s1 + 4 * (c + labels) * s1
+    it (float32), then its one-hot channels (float32 per foreground label) and the stacked copy of every
+    channel. Measured on a 240x240x140 case (2 channels, 2 labels): 220 MB more than without (this: 247)."""
+    return 4 * s0 + 4 * labels * s1 + 4 * (c + labels) * s1
 
 
 def predict_bytes(c, k, s1, folds) -> int:
