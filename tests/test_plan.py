@@ -45,7 +45,7 @@ def test_plan_from_records(tmp_path):
     StageRecord("validate", "bad", "failed", kind="invalid_input").save(layout.record("validate", "bad", "a1"))
     StageRecord("validate", "cut", "done", provenance="p1").save(layout.record("validate", "cut", "a3"))
 
-    plan = make_plan(cases, layout, ".nii.gz", "p1", batch_size=10)
+    plan = make_plan(cases, layout, ".nii.gz", dict.fromkeys(cases, "p1"), batch_size=10)
 
     assert plan.attempts == {"new": "a1", "done": "a1", "oom": "a2", "bad": "a2", "cut": "a3", "stale": "a2",
                              "lost": "a2"}
@@ -65,5 +65,5 @@ def test_attempts_are_numbered_not_sorted_as_text(tmp_path):
         layout.case_dir("c").joinpath(name).mkdir(parents=True)
     assert layout.attempt_numbers("c") == [1, 2, 9, 10]
     StageRecord("validate", "c", "failed", kind="invalid_input").save(layout.record("validate", "c", "a10"))
-    plan = make_plan(make_cases(tmp_path, {"c": 1}), layout, ".nii.gz", "p1", batch_size=10)
+    plan = make_plan(make_cases(tmp_path, {"c": 1}), layout, ".nii.gz", {"c": "p1"}, batch_size=10)
     assert plan.attempts == {"c": "a11"}

@@ -1,5 +1,6 @@
 """End to end on the demo: the workflow's segmentations equal nnUNetv2_predict's, voxel for voxel."""
 
+import hashlib
 import json
 import os
 import re
@@ -208,3 +209,34 @@ def test_nan_voxels_the_reader_hides_are_warned_about_and_the_case_matches_nnune
     row = pd.read_csv(tmp_path / "results" / "summary.tsv", sep="\t", keep_default_na=False).iloc[0]
     assert row["status"] == "done"
     assert f"{os.path.basename(first)}: 24 voxels are NaN or infinite in the file" in row["warnings"]
+
+
+def test_a_changed_input_file_recomputes_that_case_only(demo, reference, tmp_path):
+    """A case's provenance includes its input files (size and mtime): after one channel file of one case is
+    replaced, a rerun recomputes that case in a new attempt and touches nothing of the other; the summary
+    names each output's provenance file, which lists the sha256 of the checkpoint the run used."""
+    sizes = {case: sum(os.path.getsize(f) for f in files) for case, files in demo["case_files"].items()}
+    changed, kept = sorted(sizes, key=sizes.get)[:2]
+    source = tmp_path / "input"
+    source.mkdir()
+    for case in (changed, kept):
+        for path in demo["case_files"][case]:
+            shutil.copy(path, source)
+    results = tmp_path / "results"
+    run_workflow(demo["model"], source, results)
+    kept_mtime = (results / f"{kept}.nii.gz").stat().st_mtime_ns
+    # a corrected scan written over the old one (here with the same voxels, so the result can be compared
+    # with nnU-Net's; its mtime is new)
+    replaced = source / f"{changed}_0001.nii.gz"
+    replaced.write_bytes(replaced.read_bytes())
+    os.utime(replaced, ns=(replaced.stat().st_atime_ns, replaced.stat().st_mtime_ns + 10**9))
+    run_workflow(demo["model"], source, results)
+    summary = pd.read_csv(results / "summary.tsv", sep="\t").set_index("case")
+    assert summary.loc[changed, "attempt"] == "a2" and summary.loc[kept, "attempt"] == "a1"
+    assert (summary["status"] == "done").all()
+    assert (results / f"{kept}.nii.gz").stat().st_mtime_ns == kept_mtime
+    assert_same_image(results / f"{changed}.nii.gz", reference / f"{changed}.nii.gz")
+    provenance = json.loads(Path(summary.loc[changed, "provenance"]).read_text())
+    assert summary.loc[changed, "provenance"] == summary.loc[kept, "provenance"]  # the same model and options
+    checkpoint = demo["model"] / "fold_0" / "checkpoint_final.pth"
+    assert provenance["files_sha256"][str(checkpoint)] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()

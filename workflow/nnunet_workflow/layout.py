@@ -58,6 +58,10 @@ class Layout:
         """The `.npz` and `.pkl` files `nnUNetv2_predict --save_probabilities` writes."""
         return self.results / f"{case}.npz", self.results / f"{case}.pkl"
 
+    def provenance(self, run_key: str) -> Path:
+        """What a run key stands for (model files' sha256, options, versions): see provenance.py."""
+        return self.results / "provenance" / f"{run_key}.json"
+
     def summary(self) -> Path:
         return self.results / "summary.tsv"
 

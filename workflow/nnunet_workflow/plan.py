@@ -41,6 +41,7 @@ class RunPlan:
     batches: dict
     memory_floor_mb: dict
     max_job_mem_mb: int | None = None
+    provenance: dict = field(default_factory=dict)  # case -> its provenance key (provenance.case_provenance)
 
     def finished_records(self, layout: Layout) -> list:
         """Paths of the stage records of the cases finished in earlier runs (in no batch), those that exist (a
@@ -99,10 +100,10 @@ def plan_batches(cases: dict[str, Case], attempts: dict[str, str], batch_size: i
     return {batch_id([(c, attempts[c]) for c in chunk]): chunk for chunk in chunks}
 
 
-def make_plan(cases: dict[str, Case], layout: Layout, file_ending: str, provenance: str, batch_size: int,
-              max_job_mem_mb: int | None = None) -> RunPlan:
-    """The plan of a run over `cases`, decided from the records on disk."""
-    states = {case: case_state(layout, case, file_ending, provenance) for case in cases}
+def make_plan(cases: dict[str, Case], layout: Layout, file_ending: str, provenance: dict[str, str],
+              batch_size: int, max_job_mem_mb: int | None = None) -> RunPlan:
+    """The plan of a run over `cases`, decided from the records on disk and each case's provenance key."""
+    states = {case: case_state(layout, case, file_ending, provenance[case]) for case in cases}
     pending = [case for case, state in states.items() if not state.finished]
     return RunPlan(
         attempts={case: state.attempt for case, state in states.items()},
@@ -110,4 +111,5 @@ def make_plan(cases: dict[str, Case], layout: Layout, file_ending: str, provenan
         batches=plan_batches({c: cases[c] for c in pending}, {c: states[c].attempt for c in pending}, batch_size),
         memory_floor_mb={case: states[case].memory_floor_mb for case in pending if states[case].memory_floor_mb},
         max_job_mem_mb=max_job_mem_mb,
+        provenance={case: provenance[case] for case in cases},
     )

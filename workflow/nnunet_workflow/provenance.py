@@ -1,19 +1,34 @@
-"""Provenance of a result: what model files and options produced it, as one short key.
+"""Provenance of a result: what model files, options and input files produced it, as one short key per case,
+and a readable provenance file per run key.
 
-A finished case counts as done only while its key matches the current run's; a changed model or
-prediction option makes it stale, so it is recomputed instead of mixed with new results.
+A finished case counts as done only while its key matches the current run's: a changed model file or
+prediction option (the run key), or a changed input file of the case (its size and mtime, or its content
+with `hash_inputs`), makes it stale, so it is recomputed instead of mixed with new results. A case's key is
+`{run key}-{inputs key}`; `{results}/provenance/{run key}.json` says what the run key stands for.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+import importlib.metadata
 import json
+import os
+import platform
+from pathlib import Path
 
+from .atomic_files import write_json
+from .cases import Case
+from .image_reading import SIDECAR_READERS, spacing_sidecar
+from .layout import Layout
 from .model import ModelInfo
 
 # Options that change the segmentation or the files written. `device` is left out: switching
 # between CPU and GPU is not treated as a new result (nnU-Net itself is not bit-identical across them).
 OPTION_KEYS = ("configuration", "folds", "checkpoint", "step_size", "tta", "save_probabilities")
+# The packages whose versions the provenance file lists.
+PACKAGES = ("nnunetv2", "torch", "snakemake", "SimpleITK", "nibabel", "numpy", "scipy")
+HASH_BLOCK = 1 << 24
 
 
 def _hash_model(digest, model: ModelInfo) -> None:
@@ -25,8 +40,8 @@ def _hash_model(digest, model: ModelInfo) -> None:
 
 
 def provenance_key(model: ModelInfo, config: dict) -> str:
-    """Hash of dataset.json and plans.json contents, each used checkpoint's size and mtime, and the options;
-    for a cascade stage, its previous stage's model files too."""
+    """The run key: hash of dataset.json and plans.json contents, each used checkpoint's size and mtime, and
+    the options; for a cascade stage, its previous stage's model files too."""
     digest = hashlib.sha256()
     _hash_model(digest, model)
     if model.previous_stage is not None:
@@ -36,3 +51,87 @@ def provenance_key(model: ModelInfo, config: dict) -> str:
     options.update(configuration=model.configuration, folds=list(model.folds))
     digest.update(json.dumps(options, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:16]
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def input_files(case: Case, reader: str = "") -> list[str]:
+    """The files a case's result depends on: its channel files, and the spacing sidecar of a reader that has one."""
+    files = case.files()
+    if reader in SIDECAR_READERS and files:
+        files.append(str(spacing_sidecar(files[0])))
+    return files
+
+
+def inputs_key(case: Case, reader: str = "", hash_contents: bool = False) -> str:
+    """Hash of a case's input files: each one's name with its size and mtime, or its content's sha256."""
+    digest = hashlib.sha256()
+    for path in input_files(case, reader):
+        digest.update(f"{Path(path).name}:".encode())
+        try:
+            if hash_contents:
+                digest.update(file_sha256(path).encode())
+            else:
+                stat = os.stat(path)
+                digest.update(f"{stat.st_size}:{stat.st_mtime_ns};".encode())
+        except FileNotFoundError:
+            digest.update(b"missing;")
+    return digest.hexdigest()[:12]
+
+
+def case_provenance(run_key: str, case: Case, reader: str = "", hash_contents: bool = False) -> str:
+    """A case's provenance key: `{run key}-{inputs key}`."""
+    return f"{run_key}-{inputs_key(case, reader, hash_contents)}"
+
+
+def run_key_of(case_key: str) -> str:
+    return case_key.split("-")[0]
+
+
+def _package_versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _model_files(model: ModelInfo) -> dict:
+    paths = [model.folder / "dataset.json", model.folder / "plans.json",
+             *(model.folder / f"fold_{fold}" / model.checkpoint for fold in model.folds)]
+    return {str(path): file_sha256(path) for path in paths}
+
+
+def provenance_record(model: ModelInfo, config: dict, run_key: str) -> dict:
+    """What a run key stands for: the model files with their sha256, the options, the packages, the host."""
+    models = [model] + ([model.previous_stage] if model.previous_stage is not None else [])
+    return {
+        "run_key": run_key,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "model": str(model.folder),
+        "configuration": model.configuration,
+        "folds": list(model.folds),
+        "previous_stage_model": None if model.previous_stage is None else str(model.previous_stage.folder),
+        "files_sha256": {path: digest for m in models for path, digest in _model_files(m).items()},
+        "options": {key: config.get(key) for key in (*OPTION_KEYS, "device", "hash_inputs")},
+        "versions": _package_versions(),
+        "host": platform.node(),
+        "input": str(Path(config["input"]).resolve()),
+    }
+
+
+def write_provenance_file(layout: Layout, model: ModelInfo, config: dict, run_key: str) -> Path:
+    """Write `{results}/provenance/{run key}.json` unless it exists (the first run of a key keeps its date);
+    return its path. Hashing the checkpoints happens only then."""
+    path = layout.provenance(run_key)
+    if not path.is_file():
+        write_json(path, provenance_record(model, config, run_key))
+    return path

@@ -11,7 +11,7 @@ from .layout import Layout
 from .manifest import BatchManifest
 from .model import load_model
 from .pipeline import stage_names_for, stages_for
-from .provenance import provenance_key
+from .provenance import case_provenance, provenance_key
 from .summary import brief, collect_records, write_summary
 
 
@@ -25,22 +25,27 @@ def batch_jobs(stage: str, config: dict, cases: dict[str, dict], upstream: dict[
                max_job_mb: int | None = None) -> dict[str, CaseJob]:
     """The CaseJob of every case of a batch. `cases`: {case: {"attempt": a1, "channels": {index: file}}};
     `upstream`: the manifests of the earlier stages of the batch, by stage. A stage of a cascade's previous
-    stage gets that model, and its configuration as the member its files go to."""
+    stage gets that model, and its configuration as the member its files go to. Each case's provenance key is
+    the plan's (`provenance`), else computed here."""
     run_model = model_from_config(config)
-    layout, provenance = Layout(config["results"]), provenance_key(run_model, config)
+    layout, run_key = Layout(config["results"]), provenance_key(run_model, config)
     model, member = run_model, ""
     if stages_for(run_model)[stage].previous:
         model = run_model.previous_stage
         member = model.configuration
     options = RunOptions.from_config(config, threads=threads, max_job_mb=max_job_mb)
     records = {name: manifest.records() for name, manifest in upstream.items()}
-    return {
-        case: CaseJob(Case(case, {int(k): v for k, v in entry["channels"].items()}), entry["attempt"], model,
-                      layout, options, provenance, batch, str(layout.log(stage, case, entry["attempt"])),
-                      fault_for(config.get("faults", {}), case, stage), reserved_mb,
-                      {name: by_case[case] for name, by_case in records.items() if case in by_case}, member)
-        for case, entry in cases.items()
-    }
+
+    def job(case_id: str, entry: dict) -> CaseJob:
+        case = Case(case_id, {int(k): v for k, v in entry["channels"].items()})
+        provenance = entry.get("provenance") or case_provenance(run_key, case, run_model.image_reader_writer,
+                                                                config.get("hash_inputs", False))
+        return CaseJob(case, entry["attempt"], model, layout, options, provenance, batch,
+                       str(layout.log(stage, case_id, entry["attempt"])),
+                       fault_for(config.get("faults", {}), case_id, stage), reserved_mb,
+                       {name: by_case[case_id] for name, by_case in records.items() if case_id in by_case}, member)
+
+    return {case_id: job(case_id, entry) for case_id, entry in cases.items()}
 
 
 def run_stage(smk) -> None:

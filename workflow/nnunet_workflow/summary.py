@@ -11,10 +11,12 @@ from .atomic_files import atomic_path
 from .layout import Layout
 from .manifest import BatchManifest
 from .pipeline import STAGE_NAMES
+from .provenance import run_key_of
 from .records import DONE, FAILED, StageRecord
 
 PENDING = "pending"
-COLUMNS = ["case", "status", "stage", "kind", "message", "output", "log", "batch", "attempt", "warnings"]
+COLUMNS = ["case", "status", "stage", "kind", "message", "output", "log", "batch", "attempt", "warnings",
+           "provenance"]
 
 
 def collect_records(manifest_paths, record_paths) -> dict[str, dict[str, StageRecord]]:
@@ -31,7 +33,7 @@ def case_row(case: str, attempt: str, records: dict[str, StageRecord], layout: L
              stages=STAGE_NAMES) -> dict:
     """The summary row of one case, from the records of its current attempt through the run's stages."""
     row = {"case": case, "status": PENDING, "stage": "", "kind": "", "message": "", "output": "", "batch": "",
-           "attempt": attempt, "log": str(layout.log("validate", case, attempt))}
+           "attempt": attempt, "log": str(layout.log("validate", case, attempt)), "provenance": ""}
     for stage in stages:
         record = records.get(stage)
         row[f"{stage}_seconds"] = record.seconds if record else None
@@ -49,7 +51,8 @@ def case_row(case: str, attempt: str, records: dict[str, StageRecord], layout: L
         else:
             row["stage"] = stage
             if stage == stages[-1]:
-                row.update(status=DONE, output=record.details.get("output", ""))
+                provenance = layout.provenance(run_key_of(record.provenance)) if record.provenance else ""
+                row.update(status=DONE, output=record.details.get("output", ""), provenance=str(provenance))
     return row
 
 

@@ -14,7 +14,11 @@ from nnunet_workflow.layout import Layout
 from nnunet_workflow.model import load_model
 from nnunet_workflow.nnunet_files import write_nnunet_files
 from nnunet_workflow.plan import RunPlan, make_plan
-from nnunet_workflow.provenance import provenance_key
+from nnunet_workflow.provenance import (
+    case_provenance,
+    provenance_key,
+    write_provenance_file,
+)
 from nnunet_workflow.pipeline import stage_names_for
 from nnunet_workflow.resources import ResourcePolicy, apply_local_budgets, predict_gpus
 from nnunet_workflow.settings import coerce_config
@@ -41,13 +45,19 @@ RUNS_LOCALLY = runs_locally(sys.argv)
 LAYOUT = Layout(config["results"])
 # The main process decides the plan from the records on disk; job processes that re-parse this
 # file (cluster jobs) read the plan it saved at start instead, so batches cannot change under them.
+RUN_KEY = provenance_key(MODEL, config)
 if workflow.is_main_process:
     BUDGET_MB = apply_local_budgets(workflow.global_resources, RUNS_LOCALLY)
     PLAN = make_plan(
         CASES,
         LAYOUT,
         MODEL.file_ending,
-        provenance_key(MODEL, config),
+        {
+            case: case_provenance(
+                RUN_KEY, CASES[case], MODEL.image_reader_writer, config["hash_inputs"]
+            )
+            for case in CASES
+        },
         config["batch_size"],
         min(filter(None, (config["max_job_mem_mb"], BUDGET_MB)), default=None),
     )
@@ -61,6 +71,7 @@ onstart:
     remove_partial_files(LAYOUT.results)
     PLAN.save(LAYOUT.plan())
     write_nnunet_files(LAYOUT, MODEL, config)
+    write_provenance_file(LAYOUT, MODEL, config, RUN_KEY)
 
 
 onsuccess:
@@ -77,9 +88,13 @@ wildcard_constraints:
 
 
 def batch_cases(wildcards):
-    """{case: {"attempt": ..., "channels": {index: file}}} of the cases of a batch."""
+    """{case: {"attempt": ..., "channels": {index: file}, "provenance": key}} of the cases of a batch."""
     return {
-        case: {"attempt": PLAN.attempts[case], "channels": CASES[case].channels}
+        case: {
+            "attempt": PLAN.attempts[case],
+            "channels": CASES[case].channels,
+            "provenance": PLAN.provenance[case],
+        }
         for case in PLAN.batches[wildcards.batch]
     }
 
