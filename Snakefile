@@ -1,5 +1,6 @@
 # nnU-Net v2 inference: validate -> preprocess -> predict (batched) -> export -> summary
-# (a cascade stage: validate -> the previous stage's preprocess, predict, export -> its own).
+# (a cascade stage: validate -> the previous stage's preprocess, predict, export -> its own;
+# with a postprocessing.pkl: export -> postprocess).
 
 
 configfile: "config/config.yaml"
@@ -11,6 +12,7 @@ include: "workflow/rules/previous_stage.smk"
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/export.smk"
+include: "workflow/rules/postprocess.smk"
 include: "workflow/rules/summary.smk"
 
 

@@ -1,5 +1,7 @@
 """Shared fixtures: a model description for header-level tests, image writers, and the demo model."""
 
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +71,14 @@ def reference(demo, tmp_path_factory):
     output = tmp_path_factory.mktemp("reference")
     run_nnunet_predict(demo["model"], demo["input"], output)
     return output
+
+
+@pytest.fixture(scope="session")
+def two_cases(demo, tmp_path_factory):
+    """The two smallest demo cases, copied into a folder of their own: (folder, case ids)."""
+    folder = tmp_path_factory.mktemp("two_cases")
+    cases = sorted(demo["case_files"], key=lambda c: sum(os.path.getsize(p) for p in demo["case_files"][c]))[:2]
+    for case in cases:
+        for path in demo["case_files"][case]:
+            shutil.copy(path, folder)
+    return folder, cases

@@ -4,8 +4,6 @@ and 3d_lowres configurations; a region-based model (overlapping regions, `region
 cascade (3d_lowres, then 3d_cascade_fullres on its segmentations)."""
 
 import json
-import os
-import shutil
 import subprocess
 
 import numpy as np
@@ -17,17 +15,6 @@ from e2e import BIN, assert_same_image, run_nnunet_predict, run_workflow
 from nnunet_workflow.dev.synthetic_model import build_random_model
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def two_cases(demo, tmp_path_factory):
-    """The two smallest demo cases, copied into a folder of their own."""
-    folder = tmp_path_factory.mktemp("two_cases")
-    cases = sorted(demo["case_files"], key=lambda c: sum(os.path.getsize(p) for p in demo["case_files"][c]))[:2]
-    for case in cases:
-        for path in demo["case_files"][case]:
-            shutil.copy(path, folder)
-    return folder, cases
 
 
 @pytest.fixture(scope="module")

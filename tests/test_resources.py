@@ -72,9 +72,11 @@ def test_runtime_is_the_sum_of_the_timeouts_plus_the_worker_start_in_minutes(tmp
 
 
 def test_every_stage_of_a_case_has_a_resource_line():
-    from nnunet_workflow.pipeline import STAGE_NAMES
+    from nnunet_workflow.pipeline import ALL_STAGE_NAMES, STAGE_NAMES
 
-    assert tuple(resources.STAGE_RESOURCES) == STAGE_NAMES == ("validate", "preprocess", "predict", "export")
+    assert STAGE_NAMES == ("validate", "preprocess", "predict", "export")
+    assert tuple(resources.STAGE_RESOURCES) == (*STAGE_NAMES, "postprocess")
+    assert all(resources.stage_resources(stage) for stage in ALL_STAGE_NAMES)
 
 
 def test_a_cascade_runs_its_previous_stage_first_through_copies_of_the_stages(two_channel_model):
@@ -84,6 +86,7 @@ def test_a_cascade_runs_its_previous_stage_first_through_copies_of_the_stages(tw
 
     cascade = replace(two_channel_model, previous_stage=replace(two_channel_model, configuration="3d_lowres"))
     assert stage_names_for(two_channel_model) == ("validate", "preprocess", "predict", "export")
+    assert stage_names_for(cascade, postprocessing=True)[-2:] == ("export", "postprocess")
     stages = stages_for(cascade)
     assert tuple(stages) == ("validate", "prev_preprocess", "prev_predict", "prev_export", "preprocess", "predict",
                              "export")

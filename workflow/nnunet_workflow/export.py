@@ -1,6 +1,7 @@
 """Stage `export`: logits back to the original geometry, written atomically to
 `{results}/{case}{file_ending}` (and the `.npz`/`.pkl` probabilities when asked; a cascade's previous stage
-to `{results}/{member}/`), with every file the model's writer writes beside it (Tiff3DIO's spacing `.json`).
+to `{results}/{member}/`, and with postprocessing to `{results}/before_postprocessing/`), with every file the
+model's writer writes beside it (Tiff3DIO's spacing `.json`).
 
 The segmentation alone goes through the memory-bounded `streaming_export` (bit-identical to nnU-Net's);
 probabilities, and resampling functions it does not reproduce, go through nnU-Net's own export."""
@@ -10,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 
@@ -33,7 +35,7 @@ def export_case(_state, job: CaseJob) -> dict:
     logits = NpyChannels(logits_path) if streaming else np.load(logits_path)
     with open(job.properties(), "rb") as handle:
         properties = pickle.load(handle)
-    final = job.segmentation()
+    final = job.exported()
     with partial_dir(final) as temp_dir:
         truncated = os.path.join(temp_dir, "case")
         if streaming:
@@ -47,15 +49,20 @@ def export_case(_state, job: CaseJob) -> dict:
             npz, pkl = layout.probabilities(job.id)
             os.replace(truncated + ".npz", npz)
             os.replace(truncated + ".pkl", pkl)
-        # other files the writer wrote (Tiff3DIO's case.json), moved before the segmentation marks the case done
-        beside = {final.parent / (job.id + name[len("case"):]): os.path.join(temp_dir, name)
-                  for name in sorted(os.listdir(temp_dir)) if name.startswith("case.") and
-                  name != "case" + model.file_ending}
-        for destination, path in beside.items():
-            os.replace(path, destination)
-        os.replace(truncated + model.file_ending, final)
+        beside = publish_written(temp_dir, final, job.id, model.file_ending)
     return {"output": str(final), "export_method": "streaming" if streaming else "nnunet",
             **({"also_written": [str(p) for p in beside]} if beside else {})}
+
+
+def publish_written(temp_dir: str, final: Path, case_id: str, file_ending: str) -> list[Path]:
+    """Move what a writer wrote as `{temp_dir}/case{file_ending}` to `final`, and the other files it wrote
+    beside it (Tiff3DIO's case.json) next to `final` first, named after the case; return those others."""
+    beside = {final.parent / (case_id + name[len("case"):]): os.path.join(temp_dir, name)
+              for name in sorted(os.listdir(temp_dir)) if name.startswith("case.") and name != "case" + file_ending}
+    for destination, path in beside.items():
+        os.replace(path, destination)
+    os.replace(os.path.join(temp_dir, "case" + file_ending), final)
+    return list(beside)
 
 
 def import_export(_model, _options) -> None:
@@ -72,5 +79,5 @@ def remove_intermediates(job: CaseJob, record: StageRecord) -> None:
 
 
 EXPORT = Stage("export", handle=export_case, needs="predict", setup=import_export,
-               outputs=lambda job: [job.segmentation()],
+               outputs=lambda job: [job.exported()],
                after=remove_intermediates)

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field, replace
 
 from .cases import Case
-from .layout import Layout
+from .layout import BEFORE_POSTPROCESSING, Layout
 from .model import ModelInfo
 from .records import DONE, FAILED, StageRecord
 from .worker import Outcome
@@ -23,13 +23,15 @@ class RunOptions:
     threads: int = 1
     save_probabilities: bool = False
     keep_intermediates: bool = False
+    postprocessing: str | None = None  # a postprocessing.pkl applied after export (stage postprocess)
     max_job_mb: int | None = None  # a case estimated to need more in some stage is refused at validate
 
     @classmethod
     def from_config(cls, config: dict, threads: int = 1, max_job_mb: int | None = None) -> RunOptions:
         return cls(step_size=config["step_size"], tta=config["tta"], device=config["device"], threads=threads,
                    save_probabilities=config["save_probabilities"],
-                   keep_intermediates=config["keep_intermediates"], max_job_mb=max_job_mb)
+                   keep_intermediates=config["keep_intermediates"], max_job_mb=max_job_mb,
+                   postprocessing=config.get("postprocessing"))
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,14 @@ class CaseJob:
         return self.layout.logits(self.id, self.attempt, self.member)
 
     def segmentation(self):
+        """The case's final segmentation (of its member)."""
         return self.layout.segmentation(self.id, self.model.file_ending, self.member)
+
+    def exported(self):
+        """What export writes: the final segmentation, or with postprocessing the one it is applied to."""
+        if self.options.postprocessing and not self.member:
+            return self.layout.segmentation(self.id, self.model.file_ending, BEFORE_POSTPROCESSING)
+        return self.segmentation()
 
     def record_path(self, stage: str):
         return self.layout.record(stage, self.id, self.attempt)

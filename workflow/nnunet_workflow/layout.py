@@ -13,6 +13,8 @@ from pathlib import Path
 
 WORK = "work"
 LOGS = "logs"
+# With postprocessing, export's segmentations go here and the postprocessed ones to {results}.
+BEFORE_POSTPROCESSING = "before_postprocessing"
 
 
 class Layout:

@@ -136,6 +136,12 @@ def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_proba
     }
 
 
+def postprocess_mb(s0) -> int:
+    """nnU-Net's postprocessing of one segmentation: read as float32, a mask and the kept mask per step
+    (bool), the connected components' labels (int32, and scipy's work copy) and the output copy."""
+    return _mb(NNUNET_BASE_MB, 24 * s0)
+
+
 def validate_memory_mb(channel_files) -> int:
     """Validation reads one channel's voxels at a time: a base plus twice the largest channel's content."""
     largest = max((uncompressed_bytes(p) for p in channel_files if os.path.exists(p)), default=0)

@@ -64,8 +64,9 @@ def input_bytes(case: Case) -> int:
     return sum(os.path.getsize(p) for p in case.files() if os.path.exists(p))
 
 
-def case_state(layout: Layout, case: str, file_ending: str, provenance: str) -> CaseState:
-    """The state of one case from its latest attempt's records."""
+def case_state(layout: Layout, case: str, file_ending: str, provenance: str, final_stage: str = "export") -> CaseState:
+    """The state of one case from its latest attempt's records; it is finished when the run's last stage
+    (`final_stage`: export, or postprocess) is done and its segmentation is there."""
     numbers = layout.attempt_numbers(case)
     if not numbers:
         return CaseState("a1")
@@ -74,11 +75,11 @@ def case_state(layout: Layout, case: str, file_ending: str, provenance: str) -> 
     records = {s: r for s in ALL_STAGE_NAMES
                if (r := StageRecord.load_if_present(layout.record(s, case, attempt)))}
     stale = any(r.provenance != provenance for r in records.values())
-    export = records.get("export")
-    if export and export.done and not stale and layout.segmentation(case, file_ending).exists():
+    final = records.get(final_stage)
+    if final and final.done and not stale and layout.segmentation(case, file_ending).exists():
         return CaseState(attempt, finished=True)
     unfinished = [r for r in records.values() if not r.done]
-    if not stale and not unfinished and not export:
+    if not stale and not unfinished and not final:
         return CaseState(attempt)  # interrupted: carry on with the same attempt
     floors = {}
     for record in unfinished:
@@ -101,9 +102,9 @@ def plan_batches(cases: dict[str, Case], attempts: dict[str, str], batch_size: i
 
 
 def make_plan(cases: dict[str, Case], layout: Layout, file_ending: str, provenance: dict[str, str],
-              batch_size: int, max_job_mem_mb: int | None = None) -> RunPlan:
+              batch_size: int, max_job_mem_mb: int | None = None, final_stage: str = "export") -> RunPlan:
     """The plan of a run over `cases`, decided from the records on disk and each case's provenance key."""
-    states = {case: case_state(layout, case, file_ending, provenance[case]) for case in cases}
+    states = {case: case_state(layout, case, file_ending, provenance[case], final_stage) for case in cases}
     pending = [case for case, state in states.items() if not state.finished]
     return RunPlan(
         attempts={case: state.attempt for case, state in states.items()},

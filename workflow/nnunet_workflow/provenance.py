@@ -25,7 +25,7 @@ from .model import ModelInfo
 
 # Options that change the segmentation or the files written. `device` is left out: switching
 # between CPU and GPU is not treated as a new result (nnU-Net itself is not bit-identical across them).
-OPTION_KEYS = ("configuration", "folds", "checkpoint", "step_size", "tta", "save_probabilities")
+OPTION_KEYS = ("configuration", "folds", "checkpoint", "step_size", "tta", "save_probabilities", "postprocessing")
 # The packages whose versions the provenance file lists.
 PACKAGES = ("nnunetv2", "torch", "snakemake", "SimpleITK", "nibabel", "numpy", "scipy")
 HASH_BLOCK = 1 << 24
@@ -41,13 +41,15 @@ def _hash_model(digest, model: ModelInfo) -> None:
 
 def provenance_key(model: ModelInfo, config: dict) -> str:
     """The run key: hash of dataset.json and plans.json contents, each used checkpoint's size and mtime, and
-    the options; for a cascade stage, its previous stage's model files too."""
+    the options (a postprocessing.pkl by its content); for a cascade stage, its previous stage's model files too."""
     digest = hashlib.sha256()
     _hash_model(digest, model)
     if model.previous_stage is not None:
         digest.update(f"previous stage {model.previous_stage.folder}".encode())
         _hash_model(digest, model.previous_stage)
-    options = {key: config.get(key) for key in OPTION_KEYS}
+    if config.get("postprocessing"):
+        digest.update(Path(config["postprocessing"]).read_bytes())
+    options = {key: config.get(key) for key in OPTION_KEYS if key != "postprocessing"}
     options.update(configuration=model.configuration, folds=list(model.folds))
     digest.update(json.dumps(options, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:16]
@@ -120,7 +122,9 @@ def provenance_record(model: ModelInfo, config: dict, run_key: str) -> dict:
         "configuration": model.configuration,
         "folds": list(model.folds),
         "previous_stage_model": None if model.previous_stage is None else str(model.previous_stage.folder),
-        "files_sha256": {path: digest for m in models for path, digest in _model_files(m).items()},
+        "files_sha256": {**{path: digest for m in models for path, digest in _model_files(m).items()},
+                         **({str(Path(config["postprocessing"]).resolve()): file_sha256(config["postprocessing"])}
+                            if config.get("postprocessing") else {})},
         "options": {key: config.get(key) for key in (*OPTION_KEYS, "device", "hash_inputs")},
         "versions": _package_versions(),
         "host": platform.node(),

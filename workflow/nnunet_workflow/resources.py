@@ -49,6 +49,7 @@ STAGE_RESOURCES = {
     "preprocess": StageResources(memory.NNUNET_BASE_MB),
     "predict": StageResources(memory.PREDICT_BASE_MB, setup_s=600),
     "export": StageResources(memory.NNUNET_BASE_MB),
+    "postprocess": StageResources(memory.NNUNET_BASE_MB),
 }
 
 

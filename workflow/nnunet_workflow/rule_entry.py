@@ -30,7 +30,7 @@ def batch_jobs(stage: str, config: dict, cases: dict[str, dict], upstream: dict[
     run_model = model_from_config(config)
     layout, run_key = Layout(config["results"]), provenance_key(run_model, config)
     model, member = run_model, ""
-    if stages_for(run_model)[stage].previous:
+    if stages_for(run_model, bool(config.get("postprocessing")))[stage].previous:
         model = run_model.previous_stage
         member = model.configuration
     options = RunOptions.from_config(config, threads=threads, max_job_mb=max_job_mb)
@@ -50,7 +50,7 @@ def batch_jobs(stage: str, config: dict, cases: dict[str, dict], upstream: dict[
 
 def run_stage(smk) -> None:
     """Run the stage named by the rule over the batch's cases; write the batch's manifest (the rule's output)."""
-    stages = stages_for(model_from_config(smk.config))
+    stages = stages_for(model_from_config(smk.config), bool(smk.config.get("postprocessing")))
     stage = stages[smk.rule]
     log = fresh_log(smk.log[0])
     upstream = {name: BatchManifest.load(smk.input[name]) for name in stages if name in smk.input.keys()}
@@ -63,7 +63,7 @@ def run_summary(smk) -> None:
     fresh_log(smk.log[0])
     layout = Layout(smk.config["results"])
     records = collect_records(smk.input.manifests, smk.input.finished)
-    stages = stage_names_for(model_from_config(smk.config))
+    stages = stage_names_for(model_from_config(smk.config), bool(smk.config.get("postprocessing")))
     table = write_summary(smk.params.attempts, records, layout, smk.output.summary, stages)
     with open(smk.log[0], "a") as log:
         log.write(brief(table, smk.output.summary) + "\n")

@@ -20,6 +20,11 @@ def stage_timeouts_s(voxels: int, voxels_resampled: int, channels: int, classes:
     }
 
 
+def postprocess_timeout_s(voxels: int, classes: int) -> int:
+    """Seconds the postprocessing of one segmentation may take (connected components per label or region)."""
+    return 300 + math.ceil(2e-6 * classes * voxels)
+
+
 def validate_timeout_s(channel_files) -> int:
     """Validation reads every voxel once: generous time per byte, at least two minutes."""
     return 120 + math.ceil(sum(uncompressed_bytes(p) for p in channel_files if os.path.exists(p)) / (5 * MB))

@@ -241,10 +241,14 @@ def check_channels_given(headers: list[dict], case: Case, model: ModelInfo) -> N
         )
 
 
-def case_estimates(shape, spacing, channels, bytes_per_voxel, model: ModelInfo, save_probabilities) -> dict:
+def case_estimates(shape, spacing, channels, bytes_per_voxel, model: ModelInfo, save_probabilities,
+                   postprocessing: bool = False) -> dict:
     """Memory and time estimates of every later stage of a case; a cascade's previous stage's under
-    `prev_` names (its own target spacing and classes)."""
+    `prev_` names (its own target spacing and classes); postprocess's when it runs."""
     estimates = memory.stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_probabilities)
+    if postprocessing:
+        estimates["postprocess_mb"] = memory.postprocess_mb(estimates["voxels"])
+        estimates["postprocess_timeout_s"] = timeouts.postprocess_timeout_s(estimates["voxels"], model.num_classes)
     estimates.update(timeouts.stage_timeouts_s(estimates["voxels"], estimates["voxels_resampled"],
                                                model.num_input_channels, model.num_classes, len(model.folds)))
     if model.previous_stage is not None:
@@ -271,7 +275,8 @@ def inspect_case(_state, job: CaseJob) -> dict:
     shape, spacing = nnunet_geometry(headers[0], model)
     bytes_per_voxel = max(h["bytes_per_voxel"] for h in headers)
     channels = model.num_channels
-    estimates = case_estimates(shape, spacing, channels, bytes_per_voxel, model, job.options.save_probabilities)
+    estimates = case_estimates(shape, spacing, channels, bytes_per_voxel, model, job.options.save_probabilities,
+                               bool(job.options.postprocessing))
     check_memory(estimates, job.options.max_job_mb)
     warnings = spacing_warnings(spacing, model)
     for header in headers:

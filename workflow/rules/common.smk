@@ -14,6 +14,7 @@ from nnunet_workflow.layout import Layout
 from nnunet_workflow.model import load_model
 from nnunet_workflow.nnunet_files import write_nnunet_files
 from nnunet_workflow.plan import RunPlan, make_plan
+from nnunet_workflow.postprocess import check_postprocessing_file
 from nnunet_workflow.provenance import (
     case_provenance,
     provenance_key,
@@ -37,7 +38,8 @@ MODEL = load_model(
     config["configuration"],
     config["previous_stage_model"],
 )
-STAGE_NAMES = stage_names_for(MODEL)
+POSTPROCESSING = check_postprocessing_file(config["postprocessing"])
+STAGE_NAMES = stage_names_for(MODEL, POSTPROCESSING)
 CASES = discover_cases(config["input"], MODEL.channel_names)
 # Whether jobs run on this machine: known from the command line and profile, since Snakemake
 # attaches its executor (workflow.local_exec) only after this file is parsed.
@@ -60,6 +62,7 @@ if workflow.is_main_process:
         },
         config["batch_size"],
         min(filter(None, (config["max_job_mem_mb"], BUDGET_MB)), default=None),
+        STAGE_NAMES[-1],
     )
 else:
     PLAN = RunPlan.load(LAYOUT.plan())
