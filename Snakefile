@@ -1,6 +1,7 @@
 # nnU-Net v2 inference: validate -> preprocess -> predict (batched) -> export -> summary
 # (a cascade stage: validate -> the previous stage's preprocess, predict, export -> its own;
-# with a postprocessing.pkl: export -> postprocess).
+# an ensemble: each member's preprocess, predict, export -> ensemble;
+# with a postprocessing.pkl: -> postprocess).
 
 
 configfile: "config/config.yaml"
@@ -12,6 +13,7 @@ include: "workflow/rules/previous_stage.smk"
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/export.smk"
+include: "workflow/rules/ensemble.smk"
 include: "workflow/rules/postprocess.smk"
 include: "workflow/rules/summary.smk"
 

@@ -114,3 +114,30 @@ def test_a_cascade_stage_finds_its_previous_stage_beside_it_or_where_given(tmp_p
     with pytest.raises(ModelError, match="is configuration '3d_fullres', but '3d_cascade_fullres' needs its previous "
                                          "stage '3d_lowres'"):
         load_model(cascade, previous_stage_model=fullres)
+
+
+def test_an_ensemble_takes_members_of_one_dataset_and_refuses_what_it_cannot_average(tmp_path):
+    from nnunet_workflow.model import check_run_options, describe_run, load_members
+
+    fullres = model_folder(tmp_path)
+    flat = model_folder(tmp_path, name="nnUNetTrainer__nnUNetPlans__2d")
+    members = load_members([fullres, flat])
+    assert [m.configuration for m in members] == ["3d_fullres", "2d"]
+    assert load_members(str(fullres))[0].folder == fullres
+    assert describe_run(members, "pp.pkl") == [
+        "ensemble of 2 members, probabilities averaged as nnUNetv2_ensemble:",
+        f"  m0: {fullres} (3d_fullres, folds 0, 1)", f"  m1: {flat} (2d, folds 0, 1)", "postprocessing: pp.pkl"]
+    other = model_folder(tmp_path, name="nnUNetTrainer__nnUNetPlans__3d_custom",
+                         dataset={**DATASET, "labels": {"background": 0, "tumour": 1}})
+    with pytest.raises(ModelError, match="differ in labels"):
+        load_members([fullres, other])
+    with pytest.raises(ModelError, match="must be different model folders"):
+        load_members([fullres, fullres])
+    with pytest.raises(ModelError, match="leave them out for an ensemble"):
+        load_members([fullres, flat], configuration="2d")
+    model_folder(tmp_path, name="nnUNetTrainer__nnUNetPlans__3d_lowres")
+    cascade = model_folder(tmp_path, name="nnUNetTrainer__nnUNetPlans__3d_cascade_fullres")
+    with pytest.raises(ModelError, match="is a cascade stage .* not supported as ensemble members yet"):
+        load_members([fullres, cascade])
+    with pytest.raises(ModelError, match="save_probabilities with an ensemble is not supported yet"):
+        check_run_options(members, {"save_probabilities": True})

@@ -21,3 +21,8 @@ def test_single_fold_and_yaml_lists_stay_lists():
     assert coerce_config({"folds": 0}, SCHEMA) == {"folds": [0]}
     assert coerce_config({"folds": ["all"]}, SCHEMA) == {"folds": ["all"]}
     assert coerce_config({"folds": "[0, 2]"}, SCHEMA) == {"folds": ["0", "2"]}
+
+
+def test_an_ensemble_is_a_bracketed_list_of_model_folders():
+    assert coerce_config({"model": "[/m/2d, /m/3d_fullres]"}, SCHEMA) == {"model": ["/m/2d", "/m/3d_fullres"]}
+    assert coerce_config({"model": "/models/a,b"}, SCHEMA) == {"model": "/models/a,b"}  # a path stays a path

@@ -49,10 +49,10 @@ def finished_record(stage: Stage, job: CaseJob) -> StageRecord | None:
 
 
 def _run_case(stage: Stage, job: CaseJob, worker: Worker, log_path=None) -> StageRecord:
-    if stage.needs is not None:
-        upstream = job.upstream.get(stage.needs)
+    for needed in stage.needed:
+        upstream = job.upstream.get(needed)
         if upstream is None or not upstream.done:
-            return job.skipped(stage.name, upstream, stage.needs)
+            return job.skipped(stage.name, upstream, needed)
     case_log = fresh_log(job.log_path) if job.log_path else None
     outcome = worker.run(job, resources.case_timeout_s(stage.name, job), case_log)
     if outcome.note:

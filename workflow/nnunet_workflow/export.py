@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic_files import partial_dir
+from .atomic_files import atomic_path, partial_dir
 from .job import CaseJob
 from .model import nnunet_plans
 from .records import StageRecord
@@ -65,6 +65,25 @@ def publish_written(temp_dir: str, final: Path, case_id: str, file_ending: str) 
     return list(beside)
 
 
+def export_member_case(_state, job: CaseJob) -> dict:
+    """An ensemble member's export: its probabilities at the original geometry exactly as nnU-Net's export
+    computes them for --save_probabilities (float32, cropping reverted, axes transposed back), saved as .npy
+    so that the ensemble reads them by slab."""
+    from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
+
+    plans_manager, configuration_manager, dataset_json = nnunet_plans(job.model)
+    logits = np.load(job.logits())
+    with open(job.properties(), "rb") as handle:
+        properties = pickle.load(handle)
+    _, probabilities = convert_predicted_logits_to_segmentation_with_correct_shape(
+        logits, plans_manager, configuration_manager, plans_manager.get_label_manager(dataset_json), properties,
+        return_probabilities=True)
+    del logits
+    with atomic_path(job.member_probabilities(), suffix=".npy") as temp:
+        np.save(temp, probabilities)
+    return {"probabilities_shape": list(probabilities.shape), "probabilities_dtype": str(probabilities.dtype)}
+
+
 def import_export(_model, _options) -> None:
     """Worker setup: import nnU-Net's export (and torch) once for all the cases of a batch."""
     for module in ("nnunetv2.inference.export_prediction", "nnunetv2.utilities.plans_handling.plans_handler"):
@@ -81,3 +100,6 @@ def remove_intermediates(job: CaseJob, record: StageRecord) -> None:
 EXPORT = Stage("export", handle=export_case, needs="predict", setup=import_export,
                outputs=lambda job: [job.exported()],
                after=remove_intermediates)
+# an ensemble member's export (named m{i}_export in the pipeline)
+EXPORT_MEMBER = Stage("export", handle=export_member_case, needs="predict", setup=import_export,
+                      outputs=lambda job: [job.member_probabilities()], after=remove_intermediates)

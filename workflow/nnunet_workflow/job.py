@@ -48,6 +48,7 @@ class CaseJob:
     reserved_mb: int | None = None
     upstream: dict[str, StageRecord] = field(default_factory=dict)  # this attempt's earlier stage records
     member: str = ""  # a cascade's previous stage: its configuration, the folder its files go to (see Layout)
+    ensemble: tuple[ModelInfo, ...] = ()  # an ensemble's members (m0 is `model` outside member stages)
 
     @property
     def id(self) -> str:
@@ -61,6 +62,9 @@ class CaseJob:
 
     def logits(self):
         return self.layout.logits(self.id, self.attempt, self.member)
+
+    def member_probabilities(self, member: str | None = None):
+        return self.layout.member_probabilities(self.id, self.attempt, self.member if member is None else member)
 
     def segmentation(self):
         """The case's final segmentation (of its member)."""

@@ -4,7 +4,8 @@ Each case's work sits in one folder per attempt (`work/{case}/a1`, `a2`, ...): a
 case starts a new attempt, so nothing of the failed one is overwritten or reused.
 
 A cascade's previous stage (`member`, its configuration's name, e.g. 3d_lowres) keeps its intermediates in
-`work/{case}/a1/{member}/` and its segmentations in `{results}/{member}/`, where the next stage reads them.
+`work/{case}/a1/{member}/` and its segmentations in `{results}/{member}/`, where the next stage reads them;
+an ensemble's members (m0, m1, ...) keep theirs, probabilities included, in `work/{case}/a1/m{i}/`.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ class Layout:
 
     def logits(self, case: str, attempt: str, member: str = "") -> Path:
         return self.attempt_dir(case, attempt) / member / "logits.npy"
+
+    def member_probabilities(self, case: str, attempt: str, member: str) -> Path:
+        """An ensemble member's probabilities at the original geometry (float32, one channel per class)."""
+        return self.attempt_dir(case, attempt) / member / "probabilities.npy"
 
     def manifest(self, batch: str, stage: str) -> Path:
         """The manifest of a stage's job for a batch: where its cases' records are, the worker's starts."""

@@ -136,6 +136,13 @@ def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_proba
     }
 
 
+def ensemble_mb(s0, k) -> int:
+    """The ensemble by slab: the segmentation and the writer's copies (SimpleITK's image, a cast), and per slab
+    every class of the running average, one member's slab read and stacked, and the argmax (int64)."""
+    slab = min(SLAB_VOXELS, s0)
+    return _mb(NNUNET_BASE_MB, 4 * s0 + (12 * k + 8) * slab)
+
+
 def postprocess_mb(s0) -> int:
     """nnU-Net's postprocessing of one segmentation: read as float32, a mask and the kept mask per step
     (bool), the connected components' labels (int32, and scipy's work copy) and the output copy."""

@@ -209,6 +209,13 @@ def _resolve_configuration(plans: dict, name: str) -> dict:
     return config
 
 
+def nnunet_plans_manager(model: ModelInfo):
+    """nnU-Net's plans manager and the dataset.json dict, for what needs no configuration (labels, writer)."""
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    return PlansManager(str(model.folder / "plans.json")), _read_json(model.folder / "dataset.json")
+
+
 def nnunet_plans(model: ModelInfo):
     """nnU-Net's own plans and configuration managers and the dataset.json dict (imports nnU-Net)."""
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
@@ -216,3 +223,56 @@ def nnunet_plans(model: ModelInfo):
     plans_manager = PlansManager(str(model.folder / "plans.json"))
     configuration_manager = plans_manager.get_configuration(model.configuration)
     return plans_manager, configuration_manager, _read_json(model.folder / "dataset.json")
+
+
+def load_members(folders, folds=None, checkpoint="checkpoint_final.pth", configuration=None,
+                 previous_stage_model=None) -> tuple[ModelInfo, ...]:
+    """The model of a run: one folder, or the members of an ensemble (a list of folders of one dataset, e.g.
+    its 2d and 3d_fullres, each with the same folds and checkpoint). Members must agree on what the ensemble
+    averages: channels, labels and file ending; a cascade stage or a given configuration is refused for them."""
+    folders = [folders] if isinstance(folders, (str, Path)) else list(folders)
+    if len(folders) == 1:
+        return (load_model(folders[0], folds, checkpoint, configuration, previous_stage_model),)
+    if configuration is not None or previous_stage_model is not None:
+        raise ModelError("configuration and previous_stage_model apply to one model; leave them out for an "
+                         "ensemble (each member's configuration comes from its own folder)")
+    members = tuple(load_model(folder, folds, checkpoint) for folder in folders)
+    first = members[0]
+    if len({m.folder for m in members}) < len(members):
+        raise ModelError("an ensemble's members must be different model folders")
+    for member in members[1:]:
+        for fact in ("channel_names", "labels", "file_ending"):
+            if getattr(member, fact) != getattr(first, fact):
+                raise ModelError(f"ensemble members {first.folder} and {member.folder} differ in {fact} "
+                                 f"({getattr(first, fact)} vs {getattr(member, fact)}); nnUNetv2_ensemble averages "
+                                 "the probabilities of models of one dataset")
+    for member in members:
+        if member.previous_stage is not None:
+            raise ModelError(f"ensemble member {member.folder} is a cascade stage ({member.configuration}); "
+                             "cascades are not supported as ensemble members yet: run it alone")
+    return members
+
+
+def check_run_options(members: tuple[ModelInfo, ...], config: dict) -> None:
+    """Options a run of these models cannot honour yet, refused at parse time with a sentence."""
+    if len(members) > 1 and config.get("save_probabilities"):
+        raise ModelError("save_probabilities with an ensemble is not supported yet (the ensemble never holds the "
+                         "averaged probabilities at once); run without it")
+
+
+def describe_run(members: tuple[ModelInfo, ...], postprocessing=None) -> list[str]:
+    """The resolved plan of a run, for its first lines: the model or each member, folds, postprocessing."""
+    def line(model: ModelInfo, name: str) -> str:
+        previous = model.previous_stage
+        after = f", after its previous stage {previous.configuration} ({previous.folder}, folds " \
+                f"{', '.join(previous.folds)})" if previous is not None else ""
+        return f"{name}: {model.folder} ({model.configuration}, folds {', '.join(model.folds)}){after}"
+
+    if len(members) == 1:
+        lines = [line(members[0], "model")]
+    else:
+        lines = [f"ensemble of {len(members)} members, probabilities averaged as nnUNetv2_ensemble:"]
+        lines += [line(member, f"  m{index}") for index, member in enumerate(members)]
+    if postprocessing:
+        lines.append(f"postprocessing: {postprocessing}")
+    return lines

@@ -47,9 +47,8 @@ class RunPlan:
         """Paths of the stage records of the cases finished in earlier runs (in no batch), those that exist (a
         cascade's include its previous stage's)."""
         pending = set(self.pending)
-        paths = [layout.record(stage, case, attempt) for case, attempt in self.attempts.items()
-                 if case not in pending for stage in ALL_STAGE_NAMES]
-        return [path for path in paths if path.exists()]
+        return [path for case, attempt in self.attempts.items() if case not in pending
+                for path in record_paths(layout, case, attempt)]
 
     def save(self, path) -> None:
         write_json(path, asdict(self))
@@ -57,6 +56,15 @@ class RunPlan:
     @classmethod
     def load(cls, path) -> RunPlan:
         return cls(**read_json(path))
+
+
+def record_paths(layout: Layout, case: str, attempt: str) -> list:
+    """The stage records an attempt of a case has on disk, in the order of the stages (one listing of its
+    folder, whatever stages the run had: a cascade's, an ensemble's members')."""
+    order = {name: index for index, name in enumerate(ALL_STAGE_NAMES)}
+    folder = layout.attempt_dir(case, attempt)
+    found = [path for path in folder.glob("*.json") if path.stem in order] if folder.is_dir() else []
+    return sorted(found, key=lambda path: order[path.stem])
 
 
 def input_bytes(case: Case) -> int:
@@ -72,8 +80,8 @@ def case_state(layout: Layout, case: str, file_ending: str, provenance: str, fin
         return CaseState("a1")
     number = numbers[-1]
     attempt = f"a{number}"
-    records = {s: r for s in ALL_STAGE_NAMES
-               if (r := StageRecord.load_if_present(layout.record(s, case, attempt)))}
+    records = {r.stage: r for path in record_paths(layout, case, attempt)
+               if (r := StageRecord.load_if_present(path))}
     stale = any(r.provenance != provenance for r in records.values())
     final = records.get(final_stage)
     if final and final.done and not stale and layout.segmentation(case, file_ending).exists():

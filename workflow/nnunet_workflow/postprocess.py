@@ -13,7 +13,7 @@ import numpy as np
 from .atomic_files import partial_dir
 from .export import publish_written
 from .job import CaseJob, RunOptions
-from .model import ModelError, ModelInfo, nnunet_plans
+from .model import ModelError, ModelInfo, nnunet_plans_manager
 from .stage import Stage
 
 
@@ -43,7 +43,7 @@ def postprocess_case(state, job: CaseJob) -> dict:
     from nnunetv2.postprocessing.remove_connected_components import apply_postprocessing
 
     functions, kwargs = state
-    plans_manager, _, _ = nnunet_plans(job.model)
+    plans_manager, _ = nnunet_plans_manager(job.model)
     writer = plans_manager.image_reader_writer_class()
     seg, properties = writer.read_seg(str(job.exported()))
     processed = apply_postprocessing(seg[0], functions, kwargs)

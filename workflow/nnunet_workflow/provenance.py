@@ -39,18 +39,27 @@ def _hash_model(digest, model: ModelInfo) -> None:
         digest.update(f"{fold}:{stat.st_size}:{stat.st_mtime_ns}".encode())
 
 
-def provenance_key(model: ModelInfo, config: dict) -> str:
+def _members(model) -> tuple[ModelInfo, ...]:
+    return (model,) if isinstance(model, ModelInfo) else tuple(model)
+
+
+def provenance_key(model: ModelInfo | tuple[ModelInfo, ...], config: dict) -> str:
     """The run key: hash of dataset.json and plans.json contents, each used checkpoint's size and mtime, and
-    the options (a postprocessing.pkl by its content); for a cascade stage, its previous stage's model files too."""
+    the options (a postprocessing.pkl by its content); for a cascade stage, its previous stage's model files
+    too; for an ensemble, every member's, in order."""
     digest = hashlib.sha256()
-    _hash_model(digest, model)
-    if model.previous_stage is not None:
-        digest.update(f"previous stage {model.previous_stage.folder}".encode())
-        _hash_model(digest, model.previous_stage)
+    members = _members(model)
+    for index, member in enumerate(members):
+        if index:
+            digest.update(f"member {index} {member.folder}".encode())
+        _hash_model(digest, member)
+        if member.previous_stage is not None:
+            digest.update(f"previous stage {member.previous_stage.folder}".encode())
+            _hash_model(digest, member.previous_stage)
     if config.get("postprocessing"):
         digest.update(Path(config["postprocessing"]).read_bytes())
     options = {key: config.get(key) for key in OPTION_KEYS if key != "postprocessing"}
-    options.update(configuration=model.configuration, folds=list(model.folds))
+    options.update(configuration=members[0].configuration, folds=list(members[0].folds))
     digest.update(json.dumps(options, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:16]
 
@@ -112,13 +121,16 @@ def _model_files(model: ModelInfo) -> dict:
     return {str(path): file_sha256(path) for path in paths}
 
 
-def provenance_record(model: ModelInfo, config: dict, run_key: str) -> dict:
+def provenance_record(model: ModelInfo | tuple[ModelInfo, ...], config: dict, run_key: str) -> dict:
     """What a run key stands for: the model files with their sha256, the options, the packages, the host."""
-    models = [model] + ([model.previous_stage] if model.previous_stage is not None else [])
+    members = _members(model)
+    model = members[0]
+    models = [m for member in members for m in (member, member.previous_stage) if m is not None]
     return {
         "run_key": run_key,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "model": str(model.folder),
+        "ensemble": [str(m.folder) for m in members] if len(members) > 1 else None,
         "configuration": model.configuration,
         "folds": list(model.folds),
         "previous_stage_model": None if model.previous_stage is None else str(model.previous_stage.folder),
@@ -132,7 +144,8 @@ def provenance_record(model: ModelInfo, config: dict, run_key: str) -> dict:
     }
 
 
-def write_provenance_file(layout: Layout, model: ModelInfo, config: dict, run_key: str) -> Path:
+def write_provenance_file(layout: Layout, model: ModelInfo | tuple[ModelInfo, ...], config: dict,
+                          run_key: str) -> Path:
     """Write `{results}/provenance/{run key}.json` unless it exists (the first run of a key keeps its date);
     return its path. Hashing the checkpoints happens only then."""
     path = layout.provenance(run_key)

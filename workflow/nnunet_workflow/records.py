@@ -52,9 +52,11 @@ class StageRecord:
         return self.details.get("warnings", [])
 
     def skipped(self, stage: str) -> StageRecord:
-        """The record of a later stage that does not run because this one did not finish the case."""
-        return replace(self, stage=stage, status=SKIPPED, message=f"not run: {self.stage} {self.status}",
-                       seconds=None, peak_rss_mb=None, details={})
+        """The record of a later stage that does not run because this one did not finish the case (a skipped
+        one passes on what it was skipped for: the stage that failed)."""
+        message = self.message if self.status == SKIPPED else f"not run: {self.stage} {self.status}"
+        return replace(self, stage=stage, status=SKIPPED, message=message, seconds=None, peak_rss_mb=None,
+                       details={})
 
     def to_json(self) -> dict:
         content = {k: v for k, v in asdict(self).items() if k != "details"}

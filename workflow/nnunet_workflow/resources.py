@@ -20,7 +20,7 @@ from .job import CaseJob
 from .manifest import BatchManifest
 from .plan import RunPlan
 from .records import StageRecord
-from .stage import PREVIOUS_PREFIX
+from .stage import stage_kind
 
 # Memory of a job around its stage worker: the rule's script process, and on a cluster also the
 # Snakemake process that runs the job (SLURM counts them all against --mem; a validate job of the
@@ -49,13 +49,14 @@ STAGE_RESOURCES = {
     "preprocess": StageResources(memory.NNUNET_BASE_MB),
     "predict": StageResources(memory.PREDICT_BASE_MB, setup_s=600),
     "export": StageResources(memory.NNUNET_BASE_MB),
+    "ensemble": StageResources(memory.NNUNET_BASE_MB),
     "postprocess": StageResources(memory.NNUNET_BASE_MB),
 }
 
 
 def stage_resources(stage: str) -> StageResources:
-    """A stage's line; a cascade's previous-stage copy (prev_predict) has the line of what it copies."""
-    return STAGE_RESOURCES[stage.removeprefix(PREVIOUS_PREFIX)]
+    """A stage's line; a copy (prev_predict, m1_predict) has the line of the stage it copies."""
+    return STAGE_RESOURCES[stage_kind(stage)]
 
 
 def estimated_mb(stage: str, case: Case, validated: StageRecord | None) -> int:
@@ -76,6 +77,11 @@ def estimated_s(stage: str, case: Case, validated: StageRecord | None) -> int:
 
 def case_timeout_s(stage: str, job: CaseJob) -> int:
     return estimated_s(stage, job.case, job.upstream.get("validate"))
+
+
+def member_rule_stage(stage: str, wildcards) -> str:
+    """The stage of a job: an ensemble member's rule names it with the member's wildcard (m{member}_predict)."""
+    return stage.format(member=wildcards.member) if "{member}" in stage else stage
 
 
 def runtime_minutes(seconds: float) -> int:
@@ -102,11 +108,14 @@ class ResourcePolicy:
         return {} if stage == "validate" else BatchManifest.load(input.validate).records()
 
     def mem_mb(self, stage: str):
-        """A `mem_mb` function for a stage's rule: the batch's largest reservation."""
+        """A `mem_mb` function for a stage's rule: the batch's largest reservation. `stage` may hold the
+        wildcard of an ensemble member's rules ("m{member}_predict")."""
 
         def largest(wildcards, input) -> int:
-            validated = self._validated(stage, input)
-            return max(self.reserved_mb(stage, case, estimated_mb(stage, self.cases[case], validated.get(case)))
+            stage_name = member_rule_stage(stage, wildcards)
+            validated = self._validated(stage_name, input)
+            return max(self.reserved_mb(stage_name, case,
+                                        estimated_mb(stage_name, self.cases[case], validated.get(case)))
                        for case in self.plan.batches[wildcards.batch])
 
         return largest
@@ -115,10 +124,11 @@ class ResourcePolicy:
         """A `runtime` (minutes) function for a stage's rule: the worker's start plus the cases' timeouts."""
 
         def total(wildcards, input) -> int:
-            validated = self._validated(stage, input)
+            stage_name = member_rule_stage(stage, wildcards)
+            validated = self._validated(stage_name, input)
             cases = self.plan.batches[wildcards.batch]
-            return runtime_minutes(stage_resources(stage).setup_s + sum(
-                estimated_s(stage, self.cases[case], validated.get(case)) for case in cases))
+            return runtime_minutes(stage_resources(stage_name).setup_s + sum(
+                estimated_s(stage_name, self.cases[case], validated.get(case)) for case in cases))
 
         return total
 

@@ -5,19 +5,37 @@ from __future__ import annotations
 
 from .batch import fresh_log, run_batch
 from .cases import Case
+from .ensemble import member_dir
 from .faults import fault_for
 from .job import CaseJob, RunOptions
 from .layout import Layout
 from .manifest import BatchManifest
-from .model import load_model
-from .pipeline import stage_names_for, stages_for
+from .model import load_members
+from .pipeline import stages_for
 from .provenance import case_provenance, provenance_key
+from .stage import member_stage
 from .summary import brief, collect_records, write_summary
 
+# An ensemble member's stages run through rules `member_preprocess`, `member_predict`, `member_export`
+# with the wildcard `member` (the index of the member in `model`).
+MEMBER_RULE_PREFIX = "member_"
 
-def model_from_config(config: dict):
-    return load_model(config["model"], config.get("folds"), config["checkpoint"], config.get("configuration"),
-                      config.get("previous_stage_model"))
+
+def members_from_config(config: dict):
+    """The run's model, or an ensemble's members (the first one stands for the run where one is needed)."""
+    return load_members(config["model"], config.get("folds"), config["checkpoint"], config.get("configuration"),
+                        config.get("previous_stage_model"))
+
+
+def run_stages(config: dict, members) -> dict:
+    return stages_for(members[0], bool(config.get("postprocessing")), len(members))
+
+
+def stage_of_rule(rule: str, wildcards) -> str:
+    """The stage a rule runs: its name, or for an ensemble member's rule (member_predict) m{member}_predict."""
+    if rule.startswith(MEMBER_RULE_PREFIX):
+        return member_stage(int(wildcards.member), rule[len(MEMBER_RULE_PREFIX):])
+    return rule
 
 
 def batch_jobs(stage: str, config: dict, cases: dict[str, dict], upstream: dict[str, BatchManifest],
@@ -27,12 +45,17 @@ def batch_jobs(stage: str, config: dict, cases: dict[str, dict], upstream: dict[
     `upstream`: the manifests of the earlier stages of the batch, by stage. A stage of a cascade's previous
     stage gets that model, and its configuration as the member its files go to. Each case's provenance key is
     the plan's (`provenance`), else computed here."""
-    run_model = model_from_config(config)
-    layout, run_key = Layout(config["results"]), provenance_key(run_model, config)
-    model, member = run_model, ""
-    if stages_for(run_model, bool(config.get("postprocessing")))[stage].previous:
+    members = members_from_config(config)
+    run_model = members[0]
+    layout, run_key = Layout(config["results"]), provenance_key(members, config)
+    model, member, ensemble = run_model, "", members if len(members) > 1 else ()
+    chosen = run_stages(config, members)[stage]
+    if chosen.previous:
         model = run_model.previous_stage
         member = model.configuration
+    elif chosen.member is not None:
+        model = members[chosen.member]
+        member = member_dir(chosen.member)
     options = RunOptions.from_config(config, threads=threads, max_job_mb=max_job_mb)
     records = {name: manifest.records() for name, manifest in upstream.items()}
 
@@ -43,15 +66,16 @@ def batch_jobs(stage: str, config: dict, cases: dict[str, dict], upstream: dict[
         return CaseJob(case, entry["attempt"], model, layout, options, provenance, batch,
                        str(layout.log(stage, case_id, entry["attempt"])),
                        fault_for(config.get("faults", {}), case_id, stage), reserved_mb,
-                       {name: by_case[case_id] for name, by_case in records.items() if case_id in by_case}, member)
+                       {name: by_case[case_id] for name, by_case in records.items() if case_id in by_case}, member,
+                       ensemble)
 
     return {case_id: job(case_id, entry) for case_id, entry in cases.items()}
 
 
 def run_stage(smk) -> None:
     """Run the stage named by the rule over the batch's cases; write the batch's manifest (the rule's output)."""
-    stages = stages_for(model_from_config(smk.config), bool(smk.config.get("postprocessing")))
-    stage = stages[smk.rule]
+    stages = run_stages(smk.config, members_from_config(smk.config))
+    stage = stages[stage_of_rule(smk.rule, smk.wildcards)]
     log = fresh_log(smk.log[0])
     upstream = {name: BatchManifest.load(smk.input[name]) for name in stages if name in smk.input.keys()}
     jobs = batch_jobs(stage.name, smk.config, smk.params.cases, upstream, smk.wildcards.batch, smk.threads,
@@ -63,7 +87,7 @@ def run_summary(smk) -> None:
     fresh_log(smk.log[0])
     layout = Layout(smk.config["results"])
     records = collect_records(smk.input.manifests, smk.input.finished)
-    stages = stage_names_for(model_from_config(smk.config), bool(smk.config.get("postprocessing")))
+    stages = tuple(run_stages(smk.config, members_from_config(smk.config)))
     table = write_summary(smk.params.attempts, records, layout, smk.output.summary, stages)
     with open(smk.log[0], "a") as log:
         log.write(brief(table, smk.output.summary) + "\n")

@@ -14,7 +14,8 @@ def _types(spec: dict) -> set[str]:
 
 
 def coerce_value(value, spec: dict):
-    """One value: strings become null, booleans or lists where the schema expects them."""
+    """One value: strings become null, booleans or lists where the schema expects them (`0,1` or `[0,1]`;
+    `[A,B]` where a string is allowed too)."""
     types = _types(spec)
     if isinstance(value, str):
         word = value.strip().lower()
@@ -22,8 +23,9 @@ def coerce_value(value, spec: dict):
             return None
         if "boolean" in types and word in TRUE_WORDS | FALSE_WORDS:
             return word in TRUE_WORDS
-        if "array" in types:
-            return [item.strip() for item in value.strip("[]").split(",") if item.strip()]
+        # where a string is allowed too (model), only a bracketed list `[A,B]` is a list
+        if "array" in types and ("string" not in types or value.strip().startswith("[")):
+            return [item.strip() for item in value.strip().strip("[]").split(",") if item.strip()]
     if "array" in types and isinstance(value, (int, float)) and not isinstance(value, bool):
         return [value]
     return value

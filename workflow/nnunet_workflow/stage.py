@@ -5,6 +5,7 @@ copies of preprocess, predict and export (`pipeline.stages_for`)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +14,19 @@ from typing import Any
 from .job import CaseJob
 from .records import StageRecord
 
-# Names of the stages that run a cascade's previous stage: prev_preprocess, prev_predict, prev_export.
+# Names of the stages that run a cascade's previous stage: prev_preprocess, prev_predict, prev_export; and
+# an ensemble's members: m0_preprocess, m1_predict, ...
 PREVIOUS_PREFIX = "prev_"
+COPY_PREFIX = re.compile(r"^(m[0-9]+_)?(prev_)?")
+
+
+def stage_kind(name: str) -> str:
+    """The stage a copy is of (prev_predict, m1_predict: predict), for its resources."""
+    return COPY_PREFIX.sub("", name)
+
+
+def member_stage(index: int, name: str) -> str:
+    return f"m{index}_{name}"
 
 
 def no_outputs(job: CaseJob) -> list[Path]:
@@ -37,19 +49,21 @@ class Stage:
     after(job, record): in the job's process once the case's record is saved (e.g. removing intermediates).
     loads_model: each worker start loads the model (the manifest counts `model_loads`).
     previous: the stage runs the cascade's previous stage model (its jobs' model and member are that one's).
+    member: the stage runs the ensemble's member of this index (m0_predict: member 0).
+    needs may name several stages (an ensemble needs every member's export).
     """
 
     name: str
     handle: Callable[[Any, CaseJob], dict]
-    needs: str | None = None
+    needs: str | tuple[str, ...] | None = None
     setup: Callable[..., Any] | None = None
     outputs: Callable[[CaseJob], list[Path]] = no_outputs
     fields: Callable[[CaseJob], dict] = no_fields
     after: Callable[[CaseJob, StageRecord], None] | None = None
     loads_model: bool = False
     previous: bool = False
+    member: int | None = None
 
     @property
-    def kind(self) -> str:
-        """The stage this one is a copy of (prev_predict: predict), for its resources and estimates' base."""
-        return self.name.removeprefix(PREVIOUS_PREFIX)
+    def needed(self) -> tuple[str, ...]:
+        return () if self.needs is None else (self.needs,) if isinstance(self.needs, str) else self.needs

@@ -56,6 +56,13 @@ class NpyChannels:
         return np.fromfile(self.path, dtype=self.dtype, count=count,
                            offset=self.offset + index * count * self.dtype.itemsize).reshape(self.shape[1:])
 
+    def slab(self, index: int, start: int, stop: int) -> np.ndarray:
+        """Rows start:stop (along the first axis after the channels) of one channel."""
+        row = math.prod(self.shape[2:])
+        first = (index * self.shape[1] + start) * row
+        return np.fromfile(self.path, dtype=self.dtype, count=(stop - start) * row,
+                           offset=self.offset + first * self.dtype.itemsize).reshape(stop - start, *self.shape[2:])
+
 
 def resampling_kwargs(configuration: dict) -> dict:
     """The probability resampling's keyword arguments from a configuration's dict in plans.json."""

@@ -20,6 +20,11 @@ def stage_timeouts_s(voxels: int, voxels_resampled: int, channels: int, classes:
     }
 
 
+def ensemble_timeout_s(voxels: int, classes: int, members: int) -> int:
+    """Seconds the ensemble of one case may take (reading every member's probabilities once)."""
+    return 300 + math.ceil(1e-6 * classes * members * voxels)
+
+
 def postprocess_timeout_s(voxels: int, classes: int) -> int:
     """Seconds the postprocessing of one segmentation may take (connected components per label or region)."""
     return 300 + math.ceil(2e-6 * classes * voxels)

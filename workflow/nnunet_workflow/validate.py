@@ -20,7 +20,7 @@ from .failures import CaseError
 from .image_reading import SIMPLEITK_READERS, read_with_model_reader, reader_class
 from .job import CaseJob
 from .model import ModelInfo
-from .stage import PREVIOUS_PREFIX, Stage
+from .stage import PREVIOUS_PREFIX, Stage, member_stage
 
 # Channels of one case must agree: spacing as nnU-Net's reader demands (numpy.allclose defaults),
 # origin within ORIGIN_TOLERANCE_MM and direction cosines within DIRECTION_TOLERANCE.
@@ -241,10 +241,32 @@ def check_channels_given(headers: list[dict], case: Case, model: ModelInfo) -> N
         )
 
 
+def ensemble_estimates(shape, spacing, channels, bytes_per_voxel, members) -> dict:
+    """An ensemble's: each member's stages under `m{i}_` names (its export keeps probabilities), the ensemble's."""
+    estimates = {}
+    for index, member in enumerate(members):
+        own = case_estimates(shape, spacing, channels, bytes_per_voxel, member, True)
+        estimates.update({member_stage(index, key): value for key, value in own.items()
+                          if key.endswith(("_mb", "_timeout_s")) or key == "voxels_resampled"})
+        estimates.setdefault("voxels", own["voxels"])
+    classes = members[0].num_classes
+    estimates["ensemble_mb"] = memory.ensemble_mb(estimates["voxels"], classes)
+    estimates["ensemble_timeout_s"] = timeouts.ensemble_timeout_s(estimates["voxels"], classes, len(members))
+    return estimates
+
+
 def case_estimates(shape, spacing, channels, bytes_per_voxel, model: ModelInfo, save_probabilities,
-                   postprocessing: bool = False) -> dict:
+                   postprocessing: bool = False, ensemble=()) -> dict:
     """Memory and time estimates of every later stage of a case; a cascade's previous stage's under
-    `prev_` names (its own target spacing and classes); postprocess's when it runs."""
+    `prev_` names (its own target spacing and classes); an ensemble's members' under `m{i}_` names and the
+    ensemble's; postprocess's when it runs."""
+    if len(ensemble) > 1:
+        estimates = ensemble_estimates(shape, spacing, channels, bytes_per_voxel, ensemble)
+        if postprocessing:
+            estimates["postprocess_mb"] = memory.postprocess_mb(estimates["voxels"])
+            estimates["postprocess_timeout_s"] = timeouts.postprocess_timeout_s(estimates["voxels"],
+                                                                                model.num_classes)
+        return estimates
     estimates = memory.stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_probabilities)
     if postprocessing:
         estimates["postprocess_mb"] = memory.postprocess_mb(estimates["voxels"])
@@ -276,7 +298,7 @@ def inspect_case(_state, job: CaseJob) -> dict:
     bytes_per_voxel = max(h["bytes_per_voxel"] for h in headers)
     channels = model.num_channels
     estimates = case_estimates(shape, spacing, channels, bytes_per_voxel, model, job.options.save_probabilities,
-                               bool(job.options.postprocessing))
+                               bool(job.options.postprocessing), job.ensemble)
     check_memory(estimates, job.options.max_job_mb)
     warnings = spacing_warnings(spacing, model)
     for header in headers:

@@ -11,7 +11,7 @@ from nnunet_workflow.atomic_files import remove_partial_files
 from nnunet_workflow.cases import discover_cases
 from nnunet_workflow.execution import runs_locally
 from nnunet_workflow.layout import Layout
-from nnunet_workflow.model import load_model
+from nnunet_workflow.model import check_run_options, describe_run, load_members
 from nnunet_workflow.nnunet_files import write_nnunet_files
 from nnunet_workflow.plan import RunPlan, make_plan
 from nnunet_workflow.postprocess import check_postprocessing_file
@@ -31,15 +31,19 @@ SCHEMA_PATH = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.y
 coerce_config(config, yaml.safe_load(SCHEMA_PATH.read_text()))
 validate(config, schema=str(SCHEMA_PATH))
 
-MODEL = load_model(
+# The model, or an ensemble's members (model=[A,B]); MODEL, the first, stands for the run's
+# channels, labels, file ending and reader.
+MEMBERS = load_members(
     config["model"],
     config["folds"],
     config["checkpoint"],
     config["configuration"],
     config["previous_stage_model"],
 )
+MODEL = MEMBERS[0]
+check_run_options(MEMBERS, config)
 POSTPROCESSING = check_postprocessing_file(config["postprocessing"])
-STAGE_NAMES = stage_names_for(MODEL, POSTPROCESSING)
+STAGE_NAMES = stage_names_for(MODEL, POSTPROCESSING, len(MEMBERS))
 CASES = discover_cases(config["input"], MODEL.channel_names)
 # Whether jobs run on this machine: known from the command line and profile, since Snakemake
 # attaches its executor (workflow.local_exec) only after this file is parsed.
@@ -47,8 +51,9 @@ RUNS_LOCALLY = runs_locally(sys.argv)
 LAYOUT = Layout(config["results"])
 # The main process decides the plan from the records on disk; job processes that re-parse this
 # file (cluster jobs) read the plan it saved at start instead, so batches cannot change under them.
-RUN_KEY = provenance_key(MODEL, config)
+RUN_KEY = provenance_key(MEMBERS, config)
 if workflow.is_main_process:
+    print("\n".join(describe_run(MEMBERS, config["postprocessing"])), file=sys.stderr)
     BUDGET_MB = apply_local_budgets(workflow.global_resources, RUNS_LOCALLY)
     PLAN = make_plan(
         CASES,
@@ -74,7 +79,7 @@ onstart:
     remove_partial_files(LAYOUT.results)
     PLAN.save(LAYOUT.plan())
     write_nnunet_files(LAYOUT, MODEL, config)
-    write_provenance_file(LAYOUT, MODEL, config, RUN_KEY)
+    write_provenance_file(LAYOUT, MEMBERS, config, RUN_KEY)
 
 
 onsuccess:
@@ -111,6 +116,38 @@ def batch_channel_files(wildcards):
         for path in CASES[case].files()
         if os.path.exists(path)
     ]
+
+
+def member_upstream(stage):
+    """An ensemble member's rule input: validate's manifest and the member's stage before it."""
+
+    def upstream(wildcards):
+        manifests = {"validate": str(LAYOUT.manifest(wildcards.batch, "validate"))}
+        if stage is not None:
+            name = f"m{wildcards.member}_{stage}"
+            manifests[name] = str(LAYOUT.manifest(wildcards.batch, name))
+        return manifests
+
+    return upstream
+
+
+def ensemble_upstream(wildcards):
+    """The ensemble's input: validate's manifest and every member's export."""
+    manifests = {"validate": str(LAYOUT.manifest(wildcards.batch, "validate"))}
+    for index in range(len(MEMBERS)):
+        manifests[f"m{index}_export"] = str(
+            LAYOUT.manifest(wildcards.batch, f"m{index}_export")
+        )
+    return manifests
+
+
+def postprocess_upstream(wildcards):
+    """What postprocess needs: validate's manifest and the stage that wrote the segmentation."""
+    before = STAGE_NAMES[-2]
+    return {
+        "validate": str(LAYOUT.manifest(wildcards.batch, "validate")),
+        before: str(LAYOUT.manifest(wildcards.batch, before)),
+    }
 
 
 def preprocess_upstream(wildcards):

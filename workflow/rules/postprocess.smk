@@ -1,8 +1,7 @@
 # nnU-Net's postprocessing (a postprocessing.pkl) of a batch's exported segmentations.
 rule postprocess:
     input:
-        export=rules.export.output.manifest,
-        validate=rules.validate.output.manifest,
+        unpack(postprocess_upstream),
     output:
         manifest=str(LAYOUT.manifest("{batch}", "postprocess")),
     log:

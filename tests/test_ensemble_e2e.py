@@ -1,0 +1,102 @@
+"""Ensembles end to end against nnU-Net's commands: `nnUNetv2_predict --save_probabilities` for each member,
+`nnUNetv2_ensemble`, then `nnUNetv2_apply_postprocessing`; and a member failing for one case fails that
+case only, naming the member, until a rerun redoes it."""
+
+import json
+import subprocess
+
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+from e2e import BIN, assert_same_image, run_nnunet_predict, run_workflow
+from test_postprocessing_e2e import write_postprocessing_pkl
+
+from nnunet_workflow.dev.synthetic_model import build_random_model
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def members(demo, tmp_path_factory):
+    """A 3d_fullres and a 2d random-weight model of one dataset."""
+    root = tmp_path_factory.mktemp("nnUNet_results") / "Dataset992_Ensemble"
+    return (build_random_model(demo["model"], root, seed=31),
+            build_random_model(demo["model"], root, seed=37, configuration="2d"))
+
+
+@pytest.fixture(scope="module")
+def nnunet_ensemble(members, two_cases, tmp_path_factory):
+    """nnU-Net's route: each member predicted with --save_probabilities, then nnUNetv2_ensemble."""
+    source, _ = two_cases
+    root = tmp_path_factory.mktemp("nnunet_ensemble")
+    folders = []
+    for index, member in enumerate(members):
+        folders.append(root / f"member{index}")
+        run_nnunet_predict(member, source, folders[-1], "--disable_tta", "--save_probabilities")
+    command = [str(BIN / "nnUNetv2_ensemble"), "-i", *map(str, folders), "-o", str(root / "ensemble"), "-np", "1"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return root / "ensemble", folders
+
+
+def model_list(members) -> str:
+    return "[" + ",".join(map(str, members)) + "]"
+
+
+def test_a_two_member_ensemble_is_identical_to_nnunetv2_ensemble(members, two_cases, nnunet_ensemble, tmp_path):
+    source, cases = two_cases
+    reference, member_outputs = nnunet_ensemble
+    results = tmp_path / "results"
+    done = run_workflow(model_list(members), source, results, tta="false")
+    assert f"m0: {members[0]} (3d_fullres, folds 0)" in done.stderr and f"m1: {members[1]} (2d, folds 0)" in done.stderr
+    for case in cases:
+        assert_same_image(results / f"{case}.nii.gz", reference / f"{case}.nii.gz")
+        # not trivially one member's segmentation
+        ours = sitk.GetArrayFromImage(sitk.ReadImage(str(results / f"{case}.nii.gz")))
+        for output in member_outputs:
+            assert (sitk.GetArrayFromImage(sitk.ReadImage(str(output / f"{case}.nii.gz"))) != ours).any()
+        assert not list((results / "work" / case).rglob("probabilities.npy"))  # removed after the ensemble
+    summary = pd.read_csv(results / "summary.tsv", sep="\t")
+    assert list(summary["status"]) == ["done"] * 2 and list(summary["stage"]) == ["ensemble"] * 2
+    for column in ("m0_predict_seconds", "m1_predict_seconds", "ensemble_peak_mb"):
+        assert summary[column].notna().all()
+    manifests = [json.loads(p.read_text()) for p in (results / "work" / "batches").glob("*_predict.json")]
+    assert sorted(m["stage"] for m in manifests) == ["m0_predict", "m1_predict"]
+    assert all(m["model_loads"] == 1 for m in manifests)  # one model load per batch and member
+
+
+def test_an_ensemble_then_postprocessing_is_identical_to_nnunet(members, two_cases, nnunet_ensemble, tmp_path):
+    """nnU-Net gives ensembles no postprocessing step of their own; here it is the same stage as for one model,
+    equal to nnUNetv2_apply_postprocessing on nnUNetv2_ensemble's output."""
+    source, cases = two_cases
+    reference, _ = nnunet_ensemble
+    pkl = write_postprocessing_pkl(tmp_path / "postprocessing.pkl")
+    command = [str(BIN / "nnUNetv2_apply_postprocessing"), "-i", str(reference), "-o", str(tmp_path / "reference_pp"),
+               "-pp_pkl_file", str(pkl), "-np", "1", "-plans_json", str(members[0] / "plans.json")]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    results = tmp_path / "results"
+    run_workflow(model_list(members), source, results, tta="false", postprocessing=pkl)
+    for case in cases:
+        assert_same_image(results / f"{case}.nii.gz", tmp_path / "reference_pp" / f"{case}.nii.gz")
+        assert_same_image(results / "before_postprocessing" / f"{case}.nii.gz", reference / f"{case}.nii.gz")
+
+
+def test_a_member_failing_for_a_case_fails_that_case_only_naming_the_member(members, two_cases, nnunet_ensemble,
+                                                                          tmp_path):
+    source, cases = two_cases
+    reference, _ = nnunet_ensemble
+    failing, other = cases
+    results = tmp_path / "results"
+    run_workflow(model_list(members), source, results, "--keep-going", check=False, tta="false",
+                 faults=f'{{"{failing}": "m1_predict:kill"}}')
+    summary = pd.read_csv(results / "summary.tsv", sep="\t", keep_default_na=False).set_index("case")
+    assert summary.loc[failing, "status"] == "failed" and summary.loc[failing, "stage"] == "m1_predict"
+    assert summary.loc[failing, "kind"] == "killed"
+    assert summary.loc[other, "status"] == "done" and not (results / f"{failing}.nii.gz").exists()
+    ensemble_record = json.loads((results / "work" / failing / "a1" / "ensemble.json").read_text())
+    assert ensemble_record["status"] == "skipped" and ensemble_record["message"] == "not run: m1_predict failed"
+    run_workflow(model_list(members), source, results, tta="false")
+    summary = pd.read_csv(results / "summary.tsv", sep="\t").set_index("case")
+    assert summary.loc[failing, "attempt"] == "a2" and summary.loc[other, "attempt"] == "a1"
+    assert_same_image(results / f"{failing}.nii.gz", reference / f"{failing}.nii.gz")

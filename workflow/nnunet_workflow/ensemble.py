@@ -1,0 +1,78 @@
+"""Stage `ensemble`: the members' probabilities averaged and turned into a segmentation exactly as
+`nnUNetv2_ensemble` does (float32 sum in the members' order, divided by their number; argmax, or the
+regions painted in `regions_class_order`; written with the first member's writer and properties), but by
+slab: a few planes of every member at a time, never one member's full probabilities, let alone all."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import pickle
+
+import numpy as np
+
+from .atomic_files import partial_dir
+from .export import publish_written
+from .job import CaseJob
+from .model import nnunet_plans_manager
+from .records import StageRecord
+from .stage import Stage
+from .streaming_export import NpyChannels
+
+# Voxels per slab (all classes of every member are read for these at once).
+SLAB_VOXELS = 1 << 21
+
+
+def member_dir(index: int) -> str:
+    return f"m{index}"
+
+
+def ensemble_case(_state, job: CaseJob) -> dict:
+    """Average the members' probabilities of one case by slab, write the segmentation atomically."""
+    plans_manager, dataset_json = nnunet_plans_manager(job.model)
+    label_manager = plans_manager.get_label_manager(dataset_json)
+    members = [NpyChannels(job.member_probabilities(member_dir(i))) for i in range(len(job.ensemble))]
+    shape = members[0].shape
+    for index, member in enumerate(members[1:], start=1):
+        if member.shape != shape:
+            raise ValueError(f"member m{index}'s probabilities have shape {member.shape}, member m0's {shape}")
+    with open(job.layout.properties(job.id, job.attempt, member_dir(0)), "rb") as handle:
+        properties = pickle.load(handle)
+    segmentation = np.zeros(shape[1:], dtype=np.uint8 if len(label_manager.foreground_labels) < 255 else np.uint16)
+    rows = max(1, SLAB_VOXELS // max(1, math.prod(shape[2:])))
+    for start in range(0, shape[1], rows):
+        stop = min(start + rows, shape[1])
+        average = None
+        for member in members:
+            slab = np.stack([member.slab(k, start, stop) for k in range(shape[0])])
+            if average is None:
+                average = slab.astype(np.float32, copy=False)
+            else:
+                average += slab
+        average /= len(members)
+        segmentation[start:stop] = label_manager.convert_probabilities_to_segmentation(average)
+    final = job.exported()
+    writer = plans_manager.image_reader_writer_class()
+    with partial_dir(final) as temp_dir:
+        writer.write_seg(segmentation, f"{temp_dir}/case{job.model.file_ending}", properties)
+        beside = publish_written(temp_dir, final, job.id, job.model.file_ending)
+    return {"output": str(final), "members": [str(m.folder) for m in job.ensemble],
+            **({"also_written": [str(p) for p in beside]} if beside else {})}
+
+
+def import_ensembling(_model, _options) -> None:
+    """Worker setup: import nnU-Net's label handling and writers once for all the cases of a batch."""
+    for module in ("nnunetv2.utilities.label_handling.label_handling",
+                   "nnunetv2.utilities.plans_handling.plans_handler"):
+        importlib.import_module(module)
+
+
+def remove_member_files(job: CaseJob, record: StageRecord) -> None:
+    """Once a case's ensemble is written, its members' probabilities are no longer needed (unless kept)."""
+    if record.done and not job.options.keep_intermediates:
+        for index in range(len(job.ensemble)):
+            job.member_probabilities(member_dir(index)).unlink(missing_ok=True)
+
+
+ENSEMBLE = Stage("ensemble", handle=ensemble_case, setup=import_ensembling, outputs=lambda job: [job.exported()],
+                 after=remove_member_files)
