@@ -3,6 +3,7 @@
 case only, naming the member, until a rerun redoes it."""
 
 import json
+import shutil
 import subprocess
 
 import pandas as pd
@@ -39,6 +40,20 @@ def nnunet_ensemble(members, two_cases, tmp_path_factory):
     return root / "ensemble", folders
 
 
+@pytest.fixture(scope="module")
+def nnunet_postprocessed(members, nnunet_ensemble, tmp_path_factory):
+    """nnUNetv2_apply_postprocessing on nnUNetv2_ensemble's output, with a postprocessing.pkl of nnU-Net's
+    functions (the pkl, the output folder)."""
+    reference, _ = nnunet_ensemble
+    root = tmp_path_factory.mktemp("nnunet_postprocessed")
+    pkl = write_postprocessing_pkl(root / "postprocessing.pkl")
+    command = [str(BIN / "nnUNetv2_apply_postprocessing"), "-i", str(reference), "-o", str(root / "output"),
+               "-pp_pkl_file", str(pkl), "-np", "1", "-plans_json", str(members[0] / "plans.json")]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return pkl, root / "output"
+
+
 def model_list(members) -> str:
     return "[" + ",".join(map(str, members)) + "]"
 
@@ -65,21 +80,44 @@ def test_a_two_member_ensemble_is_identical_to_nnunetv2_ensemble(members, two_ca
     assert all(m["model_loads"] == 1 for m in manifests)  # one model load per batch and member
 
 
-def test_an_ensemble_then_postprocessing_is_identical_to_nnunet(members, two_cases, nnunet_ensemble, tmp_path):
+def test_an_ensemble_then_postprocessing_is_identical_to_nnunet(members, two_cases, nnunet_ensemble,
+                                                                nnunet_postprocessed, tmp_path):
     """nnU-Net gives ensembles no postprocessing step of their own; here it is the same stage as for one model,
     equal to nnUNetv2_apply_postprocessing on nnUNetv2_ensemble's output."""
     source, cases = two_cases
     reference, _ = nnunet_ensemble
-    pkl = write_postprocessing_pkl(tmp_path / "postprocessing.pkl")
-    command = [str(BIN / "nnUNetv2_apply_postprocessing"), "-i", str(reference), "-o", str(tmp_path / "reference_pp"),
-               "-pp_pkl_file", str(pkl), "-np", "1", "-plans_json", str(members[0] / "plans.json")]
-    done = subprocess.run(command, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    pkl, postprocessed = nnunet_postprocessed
     results = tmp_path / "results"
     run_workflow(model_list(members), source, results, tta="false", postprocessing=pkl)
     for case in cases:
-        assert_same_image(results / f"{case}.nii.gz", tmp_path / "reference_pp" / f"{case}.nii.gz")
+        assert_same_image(results / f"{case}.nii.gz", postprocessed / f"{case}.nii.gz")
         assert_same_image(results / "before_postprocessing" / f"{case}.nii.gz", reference / f"{case}.nii.gz")
+
+
+def test_a_dataset_folder_runs_what_find_best_configuration_recommends(members, two_cases, nnunet_postprocessed,
+                                                                      tmp_path):
+    """model=DatasetXXX_Name/ with its inference_information.json (written on another machine: its paths
+    point elsewhere): the recommended ensemble, its folds and its postprocessing.pkl, found in the folder."""
+    source, cases = two_cases
+    pkl, postprocessed = nnunet_postprocessed
+    dataset = tmp_path / "nnUNet_results" / "Dataset990_Recommended"
+    for member in members:
+        shutil.copytree(member, dataset / member.name)
+    identifier = f"ensemble___{members[0].name}___{members[1].name}___0"
+    (dataset / "ensembles" / identifier).mkdir(parents=True)
+    shutil.copy(pkl, dataset / "ensembles" / identifier / "postprocessing.pkl")
+    written = f"/cluster/nnUNet_results/{dataset.name}/ensembles/{identifier}"
+    selected = [dict(zip(("trainer", "plans_identifier", "configuration"), m.name.split("__"))) for m in members]
+    (dataset / "inference_information.json").write_text(json.dumps({
+        "folds": [0], "dataset_name_or_id": dataset.name, "best_model_or_ensemble": {
+            "postprocessing_file": f"{written}/postprocessing.pkl", "some_plans_file": f"{written}/plans.json",
+            "selected_model_or_models": selected}}))
+    results = tmp_path / "results"
+    done = run_workflow(dataset, source, results, tta="false")
+    assert f"as recommended by {dataset / 'inference_information.json'}:" in done.stderr
+    assert f"postprocessing: {dataset / 'ensembles' / identifier / 'postprocessing.pkl'}" in done.stderr
+    for case in cases:
+        assert_same_image(results / f"{case}.nii.gz", postprocessed / f"{case}.nii.gz")
 
 
 def test_a_member_failing_for_a_case_fails_that_case_only_naming_the_member(members, two_cases, nnunet_ensemble,

@@ -136,6 +136,13 @@ def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_proba
     }
 
 
+def member_export_mb(s0, k) -> int:
+    """An ensemble member's export: nnU-Net's resampling of every class to the original grid and its
+    float32 probabilities. Measured by benchmarks/ensemble_memory.py on a 512x512x300 case with 3 classes
+    (separate-z path): 6576 MB above the base, 29 bytes per class and voxel; this allows 30 (and the margin)."""
+    return _mb(NNUNET_BASE_MB, 30 * k * s0)
+
+
 def ensemble_mb(s0, k) -> int:
     """The ensemble by slab: the segmentation and the writer's copies (SimpleITK's image, a cast), and per slab
     every class of the running average, one member's slab read and stacked, and the argmax (int64)."""

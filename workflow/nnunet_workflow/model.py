@@ -260,18 +260,20 @@ def check_run_options(members: tuple[ModelInfo, ...], config: dict) -> None:
                          "averaged probabilities at once); run without it")
 
 
-def describe_run(members: tuple[ModelInfo, ...], postprocessing=None) -> list[str]:
-    """The resolved plan of a run, for its first lines: the model or each member, folds, postprocessing."""
+def describe_run(members: tuple[ModelInfo, ...], postprocessing=None, recommended=None) -> list[str]:
+    """The resolved plan of a run, for its first lines: where it comes from (a dataset folder's
+    recommendation), the model or each member, folds, postprocessing."""
     def line(model: ModelInfo, name: str) -> str:
         previous = model.previous_stage
         after = f", after its previous stage {previous.configuration} ({previous.folder}, folds " \
                 f"{', '.join(previous.folds)})" if previous is not None else ""
         return f"{name}: {model.folder} ({model.configuration}, folds {', '.join(model.folds)}){after}"
 
+    lines = [f"as recommended by {recommended['source']}:"] if recommended else []
     if len(members) == 1:
-        lines = [line(members[0], "model")]
+        lines += [line(members[0], "model")]
     else:
-        lines = [f"ensemble of {len(members)} members, probabilities averaged as nnUNetv2_ensemble:"]
+        lines += [f"ensemble of {len(members)} members, probabilities averaged as nnUNetv2_ensemble:"]
         lines += [line(member, f"  m{index}") for index, member in enumerate(members)]
     if postprocessing:
         lines.append(f"postprocessing: {postprocessing}")

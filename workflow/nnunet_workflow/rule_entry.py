@@ -13,6 +13,7 @@ from .manifest import BatchManifest
 from .model import load_members
 from .pipeline import stages_for
 from .provenance import case_provenance, provenance_key
+from .recommended import apply_recommended
 from .stage import member_stage
 from .summary import brief, collect_records, write_summary
 
@@ -72,13 +73,21 @@ def batch_jobs(stage: str, config: dict, cases: dict[str, dict], upstream: dict[
     return {case_id: job(case_id, entry) for case_id, entry in cases.items()}
 
 
+def resolved_config(config: dict) -> dict:
+    """The job's config with a dataset folder's recommended setup in place (as the Snakefile resolves it)."""
+    config = dict(config)
+    apply_recommended(config)
+    return config
+
+
 def run_stage(smk) -> None:
     """Run the stage named by the rule over the batch's cases; write the batch's manifest (the rule's output)."""
-    stages = run_stages(smk.config, members_from_config(smk.config))
+    config = resolved_config(smk.config)
+    stages = run_stages(config, members_from_config(config))
     stage = stages[stage_of_rule(smk.rule, smk.wildcards)]
     log = fresh_log(smk.log[0])
     upstream = {name: BatchManifest.load(smk.input[name]) for name in stages if name in smk.input.keys()}
-    jobs = batch_jobs(stage.name, smk.config, smk.params.cases, upstream, smk.wildcards.batch, smk.threads,
+    jobs = batch_jobs(stage.name, config, smk.params.cases, upstream, smk.wildcards.batch, smk.threads,
                       smk.resources.mem_mb, smk.params.get("max_job_mb"))
     run_batch(stage, jobs, log, smk.resources.mem_mb).save(smk.output.manifest)
 
@@ -87,7 +96,8 @@ def run_summary(smk) -> None:
     fresh_log(smk.log[0])
     layout = Layout(smk.config["results"])
     records = collect_records(smk.input.manifests, smk.input.finished)
-    stages = tuple(run_stages(smk.config, members_from_config(smk.config)))
+    config = resolved_config(smk.config)
+    stages = tuple(run_stages(config, members_from_config(config)))
     table = write_summary(smk.params.attempts, records, layout, smk.output.summary, stages)
     with open(smk.log[0], "a") as log:
         log.write(brief(table, smk.output.summary) + "\n")

@@ -246,6 +246,7 @@ def ensemble_estimates(shape, spacing, channels, bytes_per_voxel, members) -> di
     estimates = {}
     for index, member in enumerate(members):
         own = case_estimates(shape, spacing, channels, bytes_per_voxel, member, True)
+        own["export_mb"] = max(own["export_mb"], memory.member_export_mb(own["voxels"], member.num_classes))
         estimates.update({member_stage(index, key): value for key, value in own.items()
                           if key.endswith(("_mb", "_timeout_s")) or key == "voxels_resampled"})
         estimates.setdefault("voxels", own["voxels"])

@@ -20,6 +20,7 @@ from nnunet_workflow.provenance import (
     provenance_key,
     write_provenance_file,
 )
+from nnunet_workflow.recommended import apply_recommended
 from nnunet_workflow.pipeline import stage_names_for
 from nnunet_workflow.resources import ResourcePolicy, apply_local_budgets, predict_gpus
 from nnunet_workflow.settings import coerce_config
@@ -30,6 +31,8 @@ min_version("9.0")
 SCHEMA_PATH = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 coerce_config(config, yaml.safe_load(SCHEMA_PATH.read_text()))
 validate(config, schema=str(SCHEMA_PATH))
+# model=DatasetXXX_Name/ (with inference_information.json): what nnU-Net recommends there
+RECOMMENDED = apply_recommended(config)
 
 # The model, or an ensemble's members (model=[A,B]); MODEL, the first, stands for the run's
 # channels, labels, file ending and reader.
@@ -53,7 +56,7 @@ LAYOUT = Layout(config["results"])
 # file (cluster jobs) read the plan it saved at start instead, so batches cannot change under them.
 RUN_KEY = provenance_key(MEMBERS, config)
 if workflow.is_main_process:
-    print("\n".join(describe_run(MEMBERS, config["postprocessing"])), file=sys.stderr)
+    print("\n".join(describe_run(MEMBERS, config["postprocessing"], RECOMMENDED)), file=sys.stderr)
     BUDGET_MB = apply_local_budgets(workflow.global_resources, RUNS_LOCALLY)
     PLAN = make_plan(
         CASES,
