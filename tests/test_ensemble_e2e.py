@@ -1,6 +1,6 @@
 """Ensembles end to end against nnU-Net's commands: `nnUNetv2_predict --save_probabilities` for each member,
 `nnUNetv2_ensemble`, then `nnUNetv2_apply_postprocessing`; and a member failing for one case fails that
-case only, naming the member, until a rerun redoes it."""
+case only, naming the member; a rerun redoes only that case's missing member."""
 
 import json
 import shutil
@@ -134,7 +134,18 @@ def test_a_member_failing_for_a_case_fails_that_case_only_naming_the_member(memb
     assert summary.loc[other, "status"] == "done" and not (results / f"{failing}.nii.gz").exists()
     ensemble_record = json.loads((results / "work" / failing / "a1" / "ensemble.json").read_text())
     assert ensemble_record["status"] == "skipped" and ensemble_record["message"] == "not run: m1_predict failed"
+    first_batches = set((results / "work" / "batches").glob("*.json"))
     run_workflow(model_list(members), source, results, tta="false")
     summary = pd.read_csv(results / "summary.tsv", sep="\t").set_index("case")
     assert summary.loc[failing, "attempt"] == "a2" and summary.loc[other, "attempt"] == "a1"
     assert_same_image(results / f"{failing}.nii.gz", reference / f"{failing}.nii.gz")
+    # the rerun redid only what was missing: member 0's stages are carried over from a1, member 1's ran
+    attempt = results / "work" / failing / "a2"
+    for stage in ("m0_preprocess", "m0_predict", "m0_export"):
+        assert json.loads((attempt / f"{stage}.json").read_text())["carried_from"] == "a1"
+    for stage in ("m1_preprocess", "m1_predict", "m1_export", "ensemble"):
+        record = json.loads((attempt / f"{stage}.json").read_text())
+        assert record["status"] == "done" and "carried_from" not in record
+    rerun = {json.loads(p.read_text())["stage"]: json.loads(p.read_text())
+             for p in set((results / "work" / "batches").glob("*.json")) - first_batches}
+    assert rerun["m0_predict"]["model_loads"] == 0 and rerun["m1_predict"]["model_loads"] == 1

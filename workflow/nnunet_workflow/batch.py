@@ -9,6 +9,7 @@ that a process per case and stage would pay (see benchmarks/throughput.py).
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from .faults import with_faults
 from .job import CaseJob
 from .manifest import BatchManifest
 from .records import StageRecord
-from .stage import Stage
+from .stage import Stage, member_stage
 from .worker import Worker
 
 
@@ -48,6 +49,35 @@ def finished_record(stage: Stage, job: CaseJob) -> StageRecord | None:
     return None
 
 
+def carried_record(stage: Stage, job: CaseJob) -> StageRecord | None:
+    """An ensemble member's stage that the case's failed attempt finished, kept in the new attempt: when that
+    attempt's export of the member is done with the same provenance and its probabilities are still there,
+    the member's records are carried over (its probabilities and properties moved into the new attempt), so a
+    rerun after one member failed redoes only what is missing."""
+    if stage.member is None or not job.carried_from:
+        return None
+    old, name = job.carried_from, job.member
+    export_name = member_stage(stage.member, "export")
+    export = StageRecord.load_if_present(job.layout.record(export_name, job.id, old))
+    if not (export and export.done and export.provenance == job.provenance):
+        return None
+    # what the ensemble reads of the member: its probabilities and properties (moved at its export's turn)
+    moves = [(job.layout.member_probabilities(job.id, old, name), job.member_probabilities()),
+             (job.layout.properties(job.id, old, name), job.properties())]
+    if not all(source.exists() or target.exists() for source, target in moves):
+        return None
+    record = StageRecord.load_if_present(job.layout.record(stage.name, job.id, old))
+    if record is None or not record.done:
+        return None
+    if stage.name == export_name:
+        for source, target in moves:
+            if source.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(source, target)
+    return replace(record, attempt=job.attempt, batch=job.batch, reserved_mb=job.reserved_mb,
+                   details={**record.details, "carried_from": old})
+
+
 def _run_case(stage: Stage, job: CaseJob, worker: Worker, log_path=None) -> StageRecord:
     for needed in stage.needed:
         upstream = job.upstream.get(needed)
@@ -72,8 +102,13 @@ def run_batch(stage: Stage, jobs: dict[str, CaseJob], log_path=None, reserved_mb
     try:
         for case, job in jobs.items():
             record = finished_record(stage, job)
+            carried = None if record is not None else carried_record(stage, job)
             if record is not None:
                 _note(log_path, f"{stage.name} {case}: finished earlier in attempt {job.attempt}; kept")
+            elif carried is not None:
+                record = carried
+                job.save(record)
+                _note(log_path, f"{stage.name} {case}: finished in attempt {job.carried_from}; carried over")
             else:
                 record = _run_case(stage, job, worker, log_path)
                 job.save(record)

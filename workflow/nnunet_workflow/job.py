@@ -49,6 +49,7 @@ class CaseJob:
     upstream: dict[str, StageRecord] = field(default_factory=dict)  # this attempt's earlier stage records
     member: str = ""  # a cascade's previous stage: its configuration, the folder its files go to (see Layout)
     ensemble: tuple[ModelInfo, ...] = ()  # an ensemble's members (m0 is `model` outside member stages)
+    carried_from: str | None = None  # the case's failed attempt, whose finished members this one keeps
 
     @property
     def id(self) -> str:

@@ -32,6 +32,7 @@ class CaseState:
     attempt: str
     finished: bool = False
     memory_floor_mb: dict = field(default_factory=dict)
+    carried_from: str | None = None  # the failed attempt whose finished ensemble members the new one keeps
 
 
 @dataclass
@@ -42,6 +43,7 @@ class RunPlan:
     memory_floor_mb: dict
     max_job_mem_mb: int | None = None
     provenance: dict = field(default_factory=dict)  # case -> its provenance key (provenance.case_provenance)
+    carried_from: dict = field(default_factory=dict)  # case -> the failed attempt it may keep members of
 
     def finished_records(self, layout: Layout) -> list:
         """Paths of the stage records of the cases finished in earlier runs (in no batch), those that exist (a
@@ -94,7 +96,7 @@ def case_state(layout: Layout, case: str, file_ending: str, provenance: str, fin
         if record.status == FAILED and record.kind in MEMORY_KINDS:
             measured = max(record.peak_rss_mb or 0, record.reserved_mb or 0)
             floors[record.stage] = int(measured * RETRY_MEMORY_FACTOR)
-    return CaseState(f"a{number + 1}", memory_floor_mb=floors)
+    return CaseState(f"a{number + 1}", memory_floor_mb=floors, carried_from=None if stale else attempt)
 
 
 def batch_id(members: list[tuple[str, str]]) -> str:
@@ -121,4 +123,5 @@ def make_plan(cases: dict[str, Case], layout: Layout, file_ending: str, provenan
         memory_floor_mb={case: states[case].memory_floor_mb for case in pending if states[case].memory_floor_mb},
         max_job_mem_mb=max_job_mem_mb,
         provenance={case: provenance[case] for case in cases},
+        carried_from={case: states[case].carried_from for case in pending if states[case].carried_from},
     )

@@ -68,7 +68,7 @@ def batch_jobs(stage: str, config: dict, cases: dict[str, dict], upstream: dict[
                        str(layout.log(stage, case_id, entry["attempt"])),
                        fault_for(config.get("faults", {}), case_id, stage), reserved_mb,
                        {name: by_case[case_id] for name, by_case in records.items() if case_id in by_case}, member,
-                       ensemble)
+                       ensemble, entry.get("carried_from"))
 
     return {case_id: job(case_id, entry) for case_id, entry in cases.items()}
 

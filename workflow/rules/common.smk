@@ -105,6 +105,7 @@ def batch_cases(wildcards):
             "attempt": PLAN.attempts[case],
             "channels": CASES[case].channels,
             "provenance": PLAN.provenance[case],
+            "carried_from": PLAN.carried_from.get(case),
         }
         for case in PLAN.batches[wildcards.batch]
     }
