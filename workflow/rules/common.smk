@@ -56,7 +56,10 @@ LAYOUT = Layout(config["results"])
 # file (cluster jobs) read the plan it saved at start instead, so batches cannot change under them.
 RUN_KEY = provenance_key(MEMBERS, config)
 if workflow.is_main_process:
-    print("\n".join(describe_run(MEMBERS, config["postprocessing"], RECOMMENDED)), file=sys.stderr)
+    print(
+        "\n".join(describe_run(MEMBERS, config["postprocessing"], RECOMMENDED)),
+        file=sys.stderr,
+    )
     BUDGET_MB = apply_local_budgets(workflow.global_resources, RUNS_LOCALLY)
     PLAN = make_plan(
         CASES,
@@ -123,7 +126,7 @@ def batch_channel_files(wildcards):
 
 
 def member_upstream(stage):
-    """An ensemble member's rule input: validate's manifest and the member's stage before it."""
+    """The input of an ensemble member's stages: validate's manifest and the member's stage before."""
 
     def upstream(wildcards):
         manifests = {"validate": str(LAYOUT.manifest(wildcards.batch, "validate"))}
