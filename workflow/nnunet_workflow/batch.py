@@ -66,7 +66,8 @@ def carried_record(stage: Stage, job: CaseJob) -> StageRecord | None:
              (job.layout.properties(job.id, old, name), job.properties())]
     if not all(source.exists() or target.exists() for source, target in moves):
         return None
-    record = StageRecord.load_if_present(job.layout.record(stage.name, job.id, old))
+    record = export if stage.name == export_name else StageRecord.load_if_present(
+        job.layout.record(stage.name, job.id, old))
     if record is None or not record.done:
         return None
     if stage.name == export_name:

@@ -66,25 +66,18 @@ def publish_written(temp_dir: str, final: Path, case_id: str, file_ending: str) 
 
 
 def export_member_case(_state, job: CaseJob) -> dict:
-    """An ensemble member's export: its probabilities at the original geometry exactly as nnU-Net's export
-    computes them for --save_probabilities (the same functions in the same order: resampling, softmax or
-    sigmoid in float32, cropping reverted, axes transposed back), without the segmentation nnU-Net derives
-    alongside, and each array freed as soon as the next exists; saved as .npy for the ensemble to read by slab."""
+    """An ensemble member's export: its probabilities at the original geometry as nnU-Net's own export computes
+    them for --save_probabilities, saved as .npy for the ensemble to read by slab."""
+    from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
+
     plans_manager, configuration_manager, dataset_json = nnunet_plans(job.model)
-    label_manager = plans_manager.get_label_manager(dataset_json)
     logits = np.load(job.logits())
     with open(job.properties(), "rb") as handle:
         properties = pickle.load(handle)
-    cropped_shape = properties["shape_after_cropping_and_before_resampling"]
-    spacing = [properties["spacing"][i] for i in plans_manager.transpose_forward]
-    network_spacing = configuration_manager.spacing if len(configuration_manager.spacing) == len(cropped_shape) \
-        else [spacing[0], *configuration_manager.spacing]
-    logits = configuration_manager.resampling_fn_probabilities(logits, cropped_shape, network_spacing, spacing)
-    probabilities = label_manager.apply_inference_nonlin(logits)
+    _, probabilities = convert_predicted_logits_to_segmentation_with_correct_shape(
+        logits, plans_manager, configuration_manager, plans_manager.get_label_manager(dataset_json), properties,
+        return_probabilities=True)
     del logits
-    probabilities = label_manager.revert_cropping_on_probabilities(probabilities, properties["bbox_used_for_cropping"],
-                                                                   properties["shape_before_cropping"])
-    probabilities = probabilities.cpu().numpy().transpose([0] + [i + 1 for i in plans_manager.transpose_backward])
     with atomic_path(job.member_probabilities(), suffix=".npy") as temp:
         np.save(temp, probabilities)
     return {"probabilities_shape": list(probabilities.shape), "probabilities_dtype": str(probabilities.dtype)}

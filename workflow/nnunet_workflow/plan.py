@@ -60,13 +60,15 @@ class RunPlan:
         return cls(**read_json(path))
 
 
+STAGE_ORDER = {name: index for index, name in enumerate(ALL_STAGE_NAMES)}
+
+
 def record_paths(layout: Layout, case: str, attempt: str) -> list:
     """The stage records an attempt of a case has on disk, in the order of the stages (one listing of its
     folder, whatever stages the run had: a cascade's, an ensemble's members')."""
-    order = {name: index for index, name in enumerate(ALL_STAGE_NAMES)}
     folder = layout.attempt_dir(case, attempt)
-    found = [path for path in folder.glob("*.json") if path.stem in order] if folder.is_dir() else []
-    return sorted(found, key=lambda path: order[path.stem])
+    found = [path for path in folder.glob("*.json") if path.stem in STAGE_ORDER] if folder.is_dir() else []
+    return sorted(found, key=lambda path: STAGE_ORDER[path.stem])
 
 
 def input_bytes(case: Case) -> int:

@@ -31,11 +31,19 @@ PACKAGES = ("nnunetv2", "torch", "snakemake", "SimpleITK", "nibabel", "numpy", "
 HASH_BLOCK = 1 << 24
 
 
+def model_files(model: ModelInfo) -> tuple[list[Path], dict[str, Path]]:
+    """A model's files a result depends on: dataset.json and plans.json, and each used fold's checkpoint."""
+    return ([model.folder / "dataset.json", model.folder / "plans.json"],
+            {fold: model.folder / f"fold_{fold}" / model.checkpoint for fold in model.folds})
+
+
 def _hash_model(digest, model: ModelInfo) -> None:
-    for name in ("dataset.json", "plans.json"):
-        digest.update((model.folder / name).read_bytes())
-    for fold in model.folds:
-        stat = (model.folder / f"fold_{fold}" / model.checkpoint).stat()
+    """The json files by content, the checkpoints by size and mtime (hashing them would cost every run seconds)."""
+    jsons, checkpoints = model_files(model)
+    for path in jsons:
+        digest.update(path.read_bytes())
+    for fold, path in checkpoints.items():
+        stat = path.stat()
         digest.update(f"{fold}:{stat.st_size}:{stat.st_mtime_ns}".encode())
 
 
@@ -115,10 +123,9 @@ def _package_versions() -> dict:
     return versions
 
 
-def _model_files(model: ModelInfo) -> dict:
-    paths = [model.folder / "dataset.json", model.folder / "plans.json",
-             *(model.folder / f"fold_{fold}" / model.checkpoint for fold in model.folds)]
-    return {str(path): file_sha256(path) for path in paths}
+def _model_files_sha256(model: ModelInfo) -> dict:
+    jsons, checkpoints = model_files(model)
+    return {str(path): file_sha256(path) for path in (*jsons, *checkpoints.values())}
 
 
 def provenance_record(model: ModelInfo | tuple[ModelInfo, ...], config: dict, run_key: str) -> dict:
@@ -134,7 +141,7 @@ def provenance_record(model: ModelInfo | tuple[ModelInfo, ...], config: dict, ru
         "configuration": model.configuration,
         "folds": list(model.folds),
         "previous_stage_model": None if model.previous_stage is None else str(model.previous_stage.folder),
-        "files_sha256": {**{path: digest for m in models for path, digest in _model_files(m).items()},
+        "files_sha256": {**{path: digest for m in models for path, digest in _model_files_sha256(m).items()},
                          **({str(Path(config["postprocessing"]).resolve()): file_sha256(config["postprocessing"])}
                             if config.get("postprocessing") else {})},
         "options": {key: config.get(key) for key in (*OPTION_KEYS, "device", "hash_inputs")},

@@ -41,14 +41,14 @@ def stage_of_rule(rule: str, wildcards) -> str:
 
 def batch_jobs(stage: str, config: dict, cases: dict[str, dict], upstream: dict[str, BatchManifest],
                batch: str, threads: int = 1, reserved_mb: int | None = None,
-               max_job_mb: int | None = None) -> dict[str, CaseJob]:
+               max_job_mb: int | None = None, members=None) -> dict[str, CaseJob]:
     """The CaseJob of every case of a batch. `cases`: {case: {"attempt": a1, "channels": {index: file}}};
     `upstream`: the manifests of the earlier stages of the batch, by stage. A stage of a cascade's previous
     stage gets that model, and its configuration as the member its files go to. Each case's provenance key is
-    the plan's (`provenance`), else computed here."""
-    members = members_from_config(config)
+    the plan's (`provenance`), else computed here. `members`: the run's models, if already loaded."""
+    members = members or members_from_config(config)
     run_model = members[0]
-    layout, run_key = Layout(config["results"]), provenance_key(members, config)
+    layout = Layout(config["results"])
     model, member, ensemble = run_model, "", members if len(members) > 1 else ()
     chosen = run_stages(config, members)[stage]
     if chosen.previous:
@@ -62,8 +62,8 @@ def batch_jobs(stage: str, config: dict, cases: dict[str, dict], upstream: dict[
 
     def job(case_id: str, entry: dict) -> CaseJob:
         case = Case(case_id, {int(k): v for k, v in entry["channels"].items()})
-        provenance = entry.get("provenance") or case_provenance(run_key, case, run_model.image_reader_writer,
-                                                                config.get("hash_inputs", False))
+        provenance = entry.get("provenance") or case_provenance(
+            provenance_key(members, config), case, run_model.image_reader_writer, config.get("hash_inputs", False))
         return CaseJob(case, entry["attempt"], model, layout, options, provenance, batch,
                        str(layout.log(stage, case_id, entry["attempt"])),
                        fault_for(config.get("faults", {}), case_id, stage), reserved_mb,
@@ -83,12 +83,13 @@ def resolved_config(config: dict) -> dict:
 def run_stage(smk) -> None:
     """Run the stage named by the rule over the batch's cases; write the batch's manifest (the rule's output)."""
     config = resolved_config(smk.config)
-    stages = run_stages(config, members_from_config(config))
+    members = members_from_config(config)
+    stages = run_stages(config, members)
     stage = stages[stage_of_rule(smk.rule, smk.wildcards)]
     log = fresh_log(smk.log[0])
     upstream = {name: BatchManifest.load(smk.input[name]) for name in stages if name in smk.input.keys()}
     jobs = batch_jobs(stage.name, config, smk.params.cases, upstream, smk.wildcards.batch, smk.threads,
-                      smk.resources.mem_mb, smk.params.get("max_job_mb"))
+                      smk.resources.mem_mb, smk.params.get("max_job_mb"), members)
     run_batch(stage, jobs, log, smk.resources.mem_mb).save(smk.output.manifest)
 
 

@@ -241,14 +241,19 @@ def check_channels_given(headers: list[dict], case: Case, model: ModelInfo) -> N
         )
 
 
+def stage_keys(estimates: dict, prefix: str) -> dict:
+    """A copied stage's estimates (memory, time, network-grid voxels) under its prefixed names."""
+    return {prefix + key: value for key, value in estimates.items()
+            if key.endswith(("_mb", "_timeout_s")) or key == "voxels_resampled"}
+
+
 def ensemble_estimates(shape, spacing, channels, bytes_per_voxel, members) -> dict:
     """An ensemble's: each member's stages under `m{i}_` names (its export keeps probabilities), the ensemble's."""
     estimates = {}
     for index, member in enumerate(members):
         own = case_estimates(shape, spacing, channels, bytes_per_voxel, member, True)
         own["export_mb"] = max(own["export_mb"], memory.member_export_mb(own["voxels"], member.num_classes))
-        estimates.update({member_stage(index, key): value for key, value in own.items()
-                          if key.endswith(("_mb", "_timeout_s")) or key == "voxels_resampled"})
+        estimates.update(stage_keys(own, member_stage(index, "")))
         estimates.setdefault("voxels", own["voxels"])
     classes = members[0].num_classes
     estimates["ensemble_mb"] = memory.ensemble_mb(estimates["voxels"], classes)
@@ -263,21 +268,16 @@ def case_estimates(shape, spacing, channels, bytes_per_voxel, model: ModelInfo, 
     ensemble's; postprocess's when it runs."""
     if len(ensemble) > 1:
         estimates = ensemble_estimates(shape, spacing, channels, bytes_per_voxel, ensemble)
-        if postprocessing:
-            estimates["postprocess_mb"] = memory.postprocess_mb(estimates["voxels"])
-            estimates["postprocess_timeout_s"] = timeouts.postprocess_timeout_s(estimates["voxels"],
-                                                                                model.num_classes)
-        return estimates
-    estimates = memory.stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_probabilities)
+    else:
+        estimates = memory.stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_probabilities)
+        estimates.update(timeouts.stage_timeouts_s(estimates["voxels"], estimates["voxels_resampled"],
+                                                   model.num_input_channels, model.num_classes, len(model.folds)))
+        if model.previous_stage is not None:
+            previous = case_estimates(shape, spacing, channels, bytes_per_voxel, model.previous_stage, False)
+            estimates.update(stage_keys(previous, PREVIOUS_PREFIX))
     if postprocessing:
         estimates["postprocess_mb"] = memory.postprocess_mb(estimates["voxels"])
         estimates["postprocess_timeout_s"] = timeouts.postprocess_timeout_s(estimates["voxels"], model.num_classes)
-    estimates.update(timeouts.stage_timeouts_s(estimates["voxels"], estimates["voxels_resampled"],
-                                               model.num_input_channels, model.num_classes, len(model.folds)))
-    if model.previous_stage is not None:
-        previous = case_estimates(shape, spacing, channels, bytes_per_voxel, model.previous_stage, False)
-        estimates.update({PREVIOUS_PREFIX + key: value for key, value in previous.items()
-                          if key.endswith(("_mb", "_timeout_s")) or key == "voxels_resampled"})
     return estimates
 
 
