@@ -109,3 +109,27 @@ def test_a_stage_that_loads_the_model_counts_its_loads(tmp_path):
     layout = Layout(tmp_path)
     manifest = run_batch(replace(STAGE, loads_model=True), jobs_of(layout, ["c1", "broken", "c2"]))
     assert manifest.model_loads == manifest.worker_starts == 1  # an error does not restart the worker
+
+
+def test_a_cascade_members_finished_stages_are_carried_into_the_new_attempt(tmp_path):
+    """A rerun after another member failed: member 1 (a cascade) finished in a1, so its previous stage's and
+    its own records are carried into a2 without running, and its probabilities and properties moved there
+    at its export's turn."""
+    layout = Layout(tmp_path)
+    stages = [replace(STAGE, name=name, member=1, previous=name.startswith("m1_prev_"))
+              for name in ("m1_prev_preprocess", "m1_prev_predict", "m1_prev_export", "m1_preprocess", "m1_export")]
+    old_files = [layout.member_probabilities("c1", "a1", "m1"), layout.properties("c1", "a1", "m1")]
+    old_files[0].parent.mkdir(parents=True)
+    for path in old_files:
+        path.write_text("finished")
+    for stage in stages:
+        StageRecord(stage.name, "c1", "done", attempt="a1", provenance="p1").save(layout.record(stage.name, "c1", "a1"))
+    for stage in stages:
+        folder = "m1/3d_lowres" if stage.previous else "m1"
+        job = CaseJob(Case("c1"), "a2", None, layout, provenance="p1", batch="b2", member=folder, carried_from="a1")
+        record = run_batch(stage, {"c1": job}).records()["c1"]
+        assert (record.status, record.attempt, record.details["carried_from"]) == ("done", "a2", "a1"), stage.name
+    assert calls_of(layout) == []
+    moved = (layout.member_probabilities("c1", "a2", "m1"), layout.properties("c1", "a2", "m1"))
+    assert [p.read_text() for p in moved] == ["finished", "finished"]
+    assert not any(p.exists() for p in old_files)

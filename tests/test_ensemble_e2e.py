@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 
+import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
@@ -149,3 +150,41 @@ def test_a_member_failing_for_a_case_fails_that_case_only_naming_the_member(memb
     rerun = {json.loads(p.read_text())["stage"]: json.loads(p.read_text())
              for p in set((results / "work" / "batches").glob("*.json")) - first_batches}
     assert rerun["m0_predict"]["model_loads"] == 0 and rerun["m1_predict"]["model_loads"] == 1
+
+
+def test_an_ensemble_with_a_cascade_member_saves_probabilities_as_nnunet(demo, two_cases, tmp_path):
+    """What find_best_configuration may recommend: 3d_lowres + 3d_cascade_fullres. The cascade member runs
+    its previous stage first (the 3d_lowres beside it); with save_probabilities the averaged probabilities
+    equal nnUNetv2_ensemble --save_npz's, after nnUNetv2_predict --save_probabilities of 3d_lowres, then of
+    the cascade on those segmentations."""
+    from test_model_kinds_e2e import CASCADE
+
+    source, cases = two_cases
+    root = tmp_path / "nnUNet_results" / "Dataset994_CascadeEnsemble"
+    lowres = build_random_model(demo["model"], root, seed=13, configuration="3d_lowres", configurations=CASCADE)
+    cascade = build_random_model(demo["model"], root, seed=17, configuration="3d_cascade_fullres",
+                                 configurations=CASCADE)
+    reference = tmp_path / "nnunet"
+    run_nnunet_predict(lowres, source, reference / "lowres", "--disable_tta", "--save_probabilities")
+    run_nnunet_predict(cascade, source, reference / "cascade", "--disable_tta", "--save_probabilities",
+                       "-prev_stage_predictions", str(reference / "lowres"))
+    command = [str(BIN / "nnUNetv2_ensemble"), "-i", str(reference / "lowres"), str(reference / "cascade"),
+               "-o", str(reference / "ensemble"), "-np", "1", "--save_npz"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+    results = tmp_path / "results"
+    done = run_workflow(model_list((lowres, cascade)), source, results, tta="false", save_probabilities="true")
+    assert f"m1: {cascade} (3d_cascade_fullres, folds 0), after its previous stage 3d_lowres ({lowres}" in done.stderr
+    for case in cases:
+        assert_same_image(results / f"{case}.nii.gz", reference / "ensemble" / f"{case}.nii.gz")
+        # the cascade member's previous stage, as nnUNetv2_predict -c 3d_lowres
+        assert_same_image(results / "m1" / "3d_lowres" / f"{case}.nii.gz", reference / "lowres" / f"{case}.nii.gz")
+        with np.load(results / f"{case}.npz") as ours, np.load(reference / "ensemble" / f"{case}.npz") as theirs:
+            assert np.array_equal(ours["probabilities"], theirs["probabilities"])
+        assert (results / f"{case}.pkl").exists()
+        preprocessed = json.loads((results / "work" / case / "a1" / "m1_preprocess.json").read_text())
+        assert preprocessed["shape"][0] == 2 + 2  # T1, T2 and the previous stage's two foreground labels
+    summary = pd.read_csv(results / "summary.tsv", sep="\t")
+    assert list(summary["status"]) == ["done", "done"] and list(summary["stage"]) == ["ensemble"] * 2
+    assert summary["m1_prev_predict_seconds"].notna().all() and "m0_prev_predict_seconds" not in summary

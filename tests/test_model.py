@@ -117,7 +117,8 @@ def test_a_cascade_stage_finds_its_previous_stage_beside_it_or_where_given(tmp_p
 
 
 def test_an_ensemble_takes_members_of_one_dataset_and_refuses_what_it_cannot_average(tmp_path):
-    from nnunet_workflow.model import check_run_options, describe_run, load_members
+    from nnunet_workflow.model import describe_run, load_members
+    from nnunet_workflow.pipeline import stages_for
 
     fullres = model_folder(tmp_path)
     flat = model_folder(tmp_path, name="nnUNetTrainer__nnUNetPlans__2d")
@@ -137,7 +138,15 @@ def test_an_ensemble_takes_members_of_one_dataset_and_refuses_what_it_cannot_ave
         load_members([fullres, flat], configuration="2d")
     model_folder(tmp_path, name="nnUNetTrainer__nnUNetPlans__3d_lowres")
     cascade = model_folder(tmp_path, name="nnUNetTrainer__nnUNetPlans__3d_cascade_fullres")
-    with pytest.raises(ModelError, match="is a cascade stage .* not supported as ensemble members yet"):
-        load_members([fullres, cascade])
-    with pytest.raises(ModelError, match="save_probabilities with an ensemble is not supported yet"):
-        check_run_options(members, {"save_probabilities": True})
+    # a cascade member runs its previous stage (the folder beside it) first, through m1_prev_ copies
+    with_cascade = load_members([fullres, cascade])
+    assert with_cascade[1].previous_stage.folder == tmp_path / "nnUNetTrainer__nnUNetPlans__3d_lowres"
+    stages = stages_for(with_cascade)
+    assert tuple(stages) == ("validate", "m0_preprocess", "m0_predict", "m0_export", "m1_prev_preprocess",
+                             "m1_prev_predict", "m1_prev_export", "m1_preprocess", "m1_predict", "m1_export",
+                             "ensemble")
+    assert stages["m1_preprocess"].needs == "m1_prev_export" and stages["ensemble"].needs == ("m0_export",
+                                                                                              "m1_export")
+    assert stages["m1_prev_predict"].previous and stages["m1_prev_predict"].member == 1
+    assert stages["m1_prev_export"].handle is stages_for(cascade_model := with_cascade[1])["prev_export"].handle
+    assert stages["m1_export"].handle is not stages_for(cascade_model)["export"].handle  # probabilities

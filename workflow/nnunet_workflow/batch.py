@@ -16,6 +16,7 @@ from pathlib import Path
 from . import resources
 from .faults import with_faults
 from .job import CaseJob
+from .layout import member_dir
 from .manifest import BatchManifest
 from .records import StageRecord
 from .stage import Stage, member_stage
@@ -56,14 +57,16 @@ def carried_record(stage: Stage, job: CaseJob) -> StageRecord | None:
     rerun after one member failed redoes only what is missing."""
     if stage.member is None or not job.carried_from:
         return None
-    old, name = job.carried_from, job.member
+    old, new, name = job.carried_from, job.attempt, member_dir(stage.member)
     export_name = member_stage(stage.member, "export")
     export = StageRecord.load_if_present(job.layout.record(export_name, job.id, old))
     if not (export and export.done and export.provenance == job.provenance):
         return None
-    # what the ensemble reads of the member: its probabilities and properties (moved at its export's turn)
-    moves = [(job.layout.member_probabilities(job.id, old, name), job.member_probabilities()),
-             (job.layout.properties(job.id, old, name), job.properties())]
+    # what the ensemble reads of the member: its probabilities and properties (moved at its export's turn;
+    # a cascade member's previous stage, whose records come first, has nothing the ensemble reads)
+    layout = job.layout
+    moves = [(layout.member_probabilities(job.id, old, name), layout.member_probabilities(job.id, new, name)),
+             (layout.properties(job.id, old, name), layout.properties(job.id, new, name))]
     if not all(source.exists() or target.exists() for source, target in moves):
         return None
     record = export if stage.name == export_name else StageRecord.load_if_present(

@@ -5,7 +5,8 @@ case starts a new attempt, so nothing of the failed one is overwritten or reused
 
 A cascade's previous stage (`member`, its configuration's name, e.g. 3d_lowres) keeps its intermediates in
 `work/{case}/a1/{member}/` and its segmentations in `{results}/{member}/`, where the next stage reads them;
-an ensemble's members (m0, m1, ...) keep theirs, probabilities included, in `work/{case}/a1/m{i}/`.
+an ensemble's members (m0, m1, ...) keep theirs, probabilities included, in `work/{case}/a1/m{i}/`, and a
+cascade member's previous stage in `work/{case}/a1/m{i}/3d_lowres/` and `{results}/m{i}/3d_lowres/`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,16 @@ WORK = "work"
 LOGS = "logs"
 # With postprocessing, export's segmentations go here and the postprocessed ones to {results}.
 BEFORE_POSTPROCESSING = "before_postprocessing"
+
+
+def member_dir(index: int) -> str:
+    """The folder of an ensemble member's files (m0, m1, ...)."""
+    return f"m{index}"
+
+
+def previous_stage_dir(member: str, configuration: str) -> str:
+    """The folder of the files of a cascade's previous stage (its configuration), within its member's if any."""
+    return f"{member}/{configuration}" if member else configuration
 
 
 class Layout:

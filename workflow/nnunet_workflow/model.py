@@ -229,7 +229,8 @@ def load_members(folders, folds=None, checkpoint="checkpoint_final.pth", configu
                  previous_stage_model=None) -> tuple[ModelInfo, ...]:
     """The model of a run: one folder, or the members of an ensemble (a list of folders of one dataset, e.g.
     its 2d and 3d_fullres, each with the same folds and checkpoint). Members must agree on what the ensemble
-    averages: channels, labels and file ending; a cascade stage or a given configuration is refused for them."""
+    averages: channels, labels and file ending. A cascade member runs its previous stage (found beside it)
+first; a given configuration or previous_stage_model is refused for an ensemble."""
     folders = [folders] if isinstance(folders, (str, Path)) else list(folders)
     if len(folders) == 1:
         return (load_model(folders[0], folds, checkpoint, configuration, previous_stage_model),)
@@ -246,18 +247,7 @@ def load_members(folders, folds=None, checkpoint="checkpoint_final.pth", configu
                 raise ModelError(f"ensemble members {first.folder} and {member.folder} differ in {fact} "
                                  f"({getattr(first, fact)} vs {getattr(member, fact)}); nnUNetv2_ensemble averages "
                                  "the probabilities of models of one dataset")
-    for member in members:
-        if member.previous_stage is not None:
-            raise ModelError(f"ensemble member {member.folder} is a cascade stage ({member.configuration}); "
-                             "cascades are not supported as ensemble members yet: run it alone")
     return members
-
-
-def check_run_options(members: tuple[ModelInfo, ...], config: dict) -> None:
-    """Options a run of these models cannot honour yet, refused at parse time with a sentence."""
-    if len(members) > 1 and config.get("save_probabilities"):
-        raise ModelError("save_probabilities with an ensemble is not supported yet (the ensemble never holds the "
-                         "averaged probabilities at once); run without it")
 
 
 def describe_run(members: tuple[ModelInfo, ...], postprocessing=None, recommended=None) -> list[str]:

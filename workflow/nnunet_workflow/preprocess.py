@@ -11,14 +11,17 @@ import numpy as np
 
 from .atomic_files import atomic_path
 from .job import CaseJob
+from .layout import previous_stage_dir
 from .model import nnunet_plans
 from .stage import Stage
 
 
 def previous_segmentation(job: CaseJob):
-    """The previous stage's segmentation of the case, for a cascade stage (else None)."""
+    """The previous stage's segmentation of the case, for a cascade stage (else None); an ensemble member's
+    is in its member's folder."""
     previous = job.model.previous_stage
-    return None if previous is None else job.layout.segmentation(job.id, previous.file_ending, previous.configuration)
+    return None if previous is None else job.layout.segmentation(
+        job.id, previous.file_ending, previous_stage_dir(job.member, previous.configuration))
 
 
 def preprocess_case(_state, job: CaseJob) -> dict:

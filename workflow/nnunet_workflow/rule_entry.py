@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from .batch import fresh_log, run_batch
 from .cases import Case
-from .ensemble import member_dir
 from .faults import fault_for
 from .job import CaseJob, RunOptions
-from .layout import Layout
+from .layout import Layout, member_dir, previous_stage_dir
 from .manifest import BatchManifest
 from .model import load_members
 from .pipeline import stages_for
@@ -17,8 +16,9 @@ from .recommended import apply_recommended
 from .stage import member_stage
 from .summary import brief, collect_records, write_summary
 
-# An ensemble member's stages run through rules `member_preprocess`, `member_predict`, `member_export`
-# with the wildcard `member` (the index of the member in `model`).
+# An ensemble member's stages run through rules `member_preprocess`, `member_predict`, `member_export` (and a
+# cascade member's previous stage through `member_prev_preprocess`, ...) with the wildcard `member` (the index
+# of the member in `model`).
 MEMBER_RULE_PREFIX = "member_"
 
 
@@ -29,11 +29,12 @@ def members_from_config(config: dict):
 
 
 def run_stages(config: dict, members) -> dict:
-    return stages_for(members[0], bool(config.get("postprocessing")), len(members))
+    return stages_for(members, bool(config.get("postprocessing")))
 
 
 def stage_of_rule(rule: str, wildcards) -> str:
-    """The stage a rule runs: its name, or for an ensemble member's rule (member_predict) m{member}_predict."""
+    """The stage a rule runs: its name, or for an ensemble member's rule (member_predict, member_prev_predict)
+    m{member}_predict, m{member}_prev_predict."""
     if rule.startswith(MEMBER_RULE_PREFIX):
         return member_stage(int(wildcards.member), rule[len(MEMBER_RULE_PREFIX):])
     return rule
@@ -43,20 +44,21 @@ def batch_jobs(stage: str, config: dict, cases: dict[str, dict], upstream: dict[
                batch: str, threads: int = 1, reserved_mb: int | None = None,
                max_job_mb: int | None = None, members=None) -> dict[str, CaseJob]:
     """The CaseJob of every case of a batch. `cases`: {case: {"attempt": a1, "channels": {index: file}}};
-    `upstream`: the manifests of the earlier stages of the batch, by stage. A stage of a cascade's previous
-    stage gets that model, and its configuration as the member its files go to. Each case's provenance key is
+    `upstream`: the manifests of the earlier stages of the batch, by stage. An ensemble member's stage gets that
+    member's model and folder (m1); a stage of a cascade's previous stage gets that model, and its
+    configuration as the folder its files go to (3d_lowres, m1/3d_lowres). Each case's provenance key is
     the plan's (`provenance`), else computed here. `members`: the run's models, if already loaded."""
     members = members or members_from_config(config)
     run_model = members[0]
     layout = Layout(config["results"])
     model, member, ensemble = run_model, "", members if len(members) > 1 else ()
     chosen = run_stages(config, members)[stage]
-    if chosen.previous:
-        model = run_model.previous_stage
-        member = model.configuration
-    elif chosen.member is not None:
+    if chosen.member is not None:
         model = members[chosen.member]
         member = member_dir(chosen.member)
+    if chosen.previous:
+        model = model.previous_stage
+        member = previous_stage_dir(member, model.configuration)
     options = RunOptions.from_config(config, threads=threads, max_job_mb=max_job_mb)
     records = {name: manifest.records() for name, manifest in upstream.items()}
 

@@ -20,9 +20,11 @@ def stage_timeouts_s(voxels: int, voxels_resampled: int, channels: int, classes:
     }
 
 
-def ensemble_timeout_s(voxels: int, classes: int, members: int) -> int:
-    """Seconds the ensemble of one case may take (reading every member's probabilities once)."""
-    return 300 + math.ceil(1e-6 * classes * members * voxels)
+def ensemble_timeout_s(voxels: int, classes: int, members: int, save_probabilities: bool = False) -> int:
+    """Seconds the ensemble of one case may take: reading every member's probabilities once, and with
+    save_probabilities again, deflating the average into its .npz (allowed 20 MB/s)."""
+    passes = 2 if save_probabilities else 1
+    return 300 + math.ceil(1e-6 * classes * members * voxels * passes + save_probabilities * 2e-7 * classes * voxels)
 
 
 def postprocess_timeout_s(voxels: int, classes: int) -> int:

@@ -247,8 +247,9 @@ def stage_keys(estimates: dict, prefix: str) -> dict:
             if key.endswith(("_mb", "_timeout_s")) or key == "voxels_resampled"}
 
 
-def ensemble_estimates(shape, spacing, channels, bytes_per_voxel, members) -> dict:
-    """An ensemble's: each member's stages under `m{i}_` names (its export keeps probabilities), the ensemble's."""
+def ensemble_estimates(shape, spacing, channels, bytes_per_voxel, members, save_probabilities=False) -> dict:
+    """An ensemble's: each member's stages under `m{i}_` names (its export keeps probabilities; a cascade
+    member's previous stage under `m{i}_prev_`), the ensemble's."""
     estimates = {}
     for index, member in enumerate(members):
         own = case_estimates(shape, spacing, channels, bytes_per_voxel, member, True)
@@ -257,7 +258,8 @@ def ensemble_estimates(shape, spacing, channels, bytes_per_voxel, members) -> di
         estimates.setdefault("voxels", own["voxels"])
     classes = members[0].num_classes
     estimates["ensemble_mb"] = memory.ensemble_mb(estimates["voxels"], classes)
-    estimates["ensemble_timeout_s"] = timeouts.ensemble_timeout_s(estimates["voxels"], classes, len(members))
+    estimates["ensemble_timeout_s"] = timeouts.ensemble_timeout_s(estimates["voxels"], classes, len(members),
+                                                                save_probabilities)
     return estimates
 
 
@@ -267,7 +269,7 @@ def case_estimates(shape, spacing, channels, bytes_per_voxel, model: ModelInfo, 
     `prev_` names (its own target spacing and classes); an ensemble's members' under `m{i}_` names and the
     ensemble's; postprocess's when it runs."""
     if len(ensemble) > 1:
-        estimates = ensemble_estimates(shape, spacing, channels, bytes_per_voxel, ensemble)
+        estimates = ensemble_estimates(shape, spacing, channels, bytes_per_voxel, ensemble, save_probabilities)
     else:
         estimates = memory.stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_probabilities)
         estimates.update(timeouts.stage_timeouts_s(estimates["voxels"], estimates["voxels_resampled"],

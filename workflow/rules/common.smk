@@ -11,7 +11,7 @@ from nnunet_workflow.atomic_files import remove_partial_files
 from nnunet_workflow.cases import discover_cases
 from nnunet_workflow.execution import runs_locally
 from nnunet_workflow.layout import Layout
-from nnunet_workflow.model import check_run_options, describe_run, load_members
+from nnunet_workflow.model import describe_run, load_members
 from nnunet_workflow.nnunet_files import write_nnunet_files
 from nnunet_workflow.plan import RunPlan, make_plan
 from nnunet_workflow.postprocess import check_postprocessing_file
@@ -21,8 +21,13 @@ from nnunet_workflow.provenance import (
     write_provenance_file,
 )
 from nnunet_workflow.recommended import apply_recommended
-from nnunet_workflow.pipeline import stage_names_for
-from nnunet_workflow.resources import ResourcePolicy, apply_local_budgets, predict_gpus
+from nnunet_workflow.pipeline import stages_for
+from nnunet_workflow.resources import (
+    ResourcePolicy,
+    apply_local_budgets,
+    member_rule_stage,
+    predict_gpus,
+)
 from nnunet_workflow.settings import coerce_config
 from nnunet_workflow.summary import print_brief
 
@@ -44,9 +49,9 @@ MEMBERS = load_members(
     config["previous_stage_model"],
 )
 MODEL = MEMBERS[0]
-check_run_options(MEMBERS, config)
 POSTPROCESSING = check_postprocessing_file(config["postprocessing"])
-STAGE_NAMES = stage_names_for(MODEL, POSTPROCESSING, len(MEMBERS))
+STAGES = stages_for(MEMBERS, POSTPROCESSING)
+STAGE_NAMES = tuple(STAGES)
 CASES = discover_cases(config["input"], MODEL.channel_names)
 # Whether jobs run on this machine: known from the command line and profile, since Snakemake
 # attaches its executor (workflow.local_exec) only after this file is parsed.
@@ -125,43 +130,17 @@ def batch_channel_files(wildcards):
     ]
 
 
-def member_upstream(stage):
-    """The input of an ensemble member's stages: validate's manifest and the member's stage before."""
+def stage_upstream(stage):
+    """The input of a stage's rule: validate's manifest and those of the stages it needs
+    (a cascade's preprocess its previous stage's export, an ensemble every member's export).
+    `stage` may hold the wildcard of an ensemble member's rules ("m{member}_predict").
+    """
 
     def upstream(wildcards):
-        manifests = {"validate": str(LAYOUT.manifest(wildcards.batch, "validate"))}
-        if stage is not None:
-            name = f"m{wildcards.member}_{stage}"
-            manifests[name] = str(LAYOUT.manifest(wildcards.batch, name))
-        return manifests
+        name = member_rule_stage(stage, wildcards)
+        needed = dict.fromkeys(("validate", *STAGES[name].needed))
+        return {n: str(LAYOUT.manifest(wildcards.batch, n)) for n in needed}
 
-    return upstream
-
-
-def ensemble_upstream(wildcards):
-    """The ensemble's input: validate's manifest and every member's export."""
-    manifests = {"validate": str(LAYOUT.manifest(wildcards.batch, "validate"))}
-    for index in range(len(MEMBERS)):
-        manifests[f"m{index}_export"] = str(
-            LAYOUT.manifest(wildcards.batch, f"m{index}_export")
-        )
-    return manifests
-
-
-def postprocess_upstream(wildcards):
-    """What postprocess needs: validate's manifest and the stage that wrote the segmentation."""
-    before = STAGE_NAMES[-2]
-    return {
-        "validate": str(LAYOUT.manifest(wildcards.batch, "validate")),
-        before: str(LAYOUT.manifest(wildcards.batch, before)),
-    }
-
-
-def preprocess_upstream(wildcards):
-    """What preprocess needs: validate's manifest, and a cascade's previous stage's export."""
-    upstream = {"validate": str(LAYOUT.manifest(wildcards.batch, "validate"))}
-    if MODEL.previous_stage is not None:
-        upstream["prev_export"] = str(LAYOUT.manifest(wildcards.batch, "prev_export"))
     return upstream
 
 

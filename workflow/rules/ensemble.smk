@@ -6,7 +6,7 @@ wildcard_constraints:
 
 rule member_preprocess:
     input:
-        unpack(member_upstream(None)),
+        unpack(stage_upstream("m{member}_preprocess")),
     output:
         manifest=str(LAYOUT.manifest("{batch}", "m{member}_preprocess")),
     log:
@@ -24,7 +24,7 @@ rule member_preprocess:
 
 rule member_predict:
     input:
-        unpack(member_upstream("preprocess")),
+        unpack(stage_upstream("m{member}_predict")),
     output:
         manifest=str(LAYOUT.manifest("{batch}", "m{member}_predict")),
     log:
@@ -44,7 +44,7 @@ rule member_predict:
 
 rule member_export:
     input:
-        unpack(member_upstream("predict")),
+        unpack(stage_upstream("m{member}_export")),
     output:
         manifest=str(LAYOUT.manifest("{batch}", "m{member}_export")),
     log:
@@ -62,7 +62,7 @@ rule member_export:
 
 rule ensemble:
     input:
-        unpack(ensemble_upstream),
+        unpack(stage_upstream("ensemble")),
     output:
         manifest=str(LAYOUT.manifest("{batch}", "ensemble")),
     log:
@@ -76,3 +76,42 @@ rule ensemble:
         cases=batch_cases,
     script:
         "../scripts/stage.py"
+
+
+# A cascade member's previous stage: the rules of a cascade's, with the member's wildcard
+# (its files in work/{case}/a1/m{member}/3d_lowres/ and {results}/m{member}/3d_lowres/).
+use rule prev_preprocess as member_prev_preprocess with:
+    input:
+        unpack(stage_upstream("m{member}_prev_preprocess")),
+    output:
+        manifest=str(LAYOUT.manifest("{batch}", "m{member}_prev_preprocess")),
+    log:
+        str(LAYOUT.log("m{member}_prev_preprocess", "{batch}")),
+    resources:
+        mem_mb=POLICY.mem_mb("m{member}_prev_preprocess"),
+        runtime=POLICY.runtime("m{member}_prev_preprocess"),
+
+
+use rule prev_predict as member_prev_predict with:
+    input:
+        unpack(stage_upstream("m{member}_prev_predict")),
+    output:
+        manifest=str(LAYOUT.manifest("{batch}", "m{member}_prev_predict")),
+    log:
+        str(LAYOUT.log("m{member}_prev_predict", "{batch}")),
+    resources:
+        mem_mb=POLICY.mem_mb("m{member}_prev_predict"),
+        runtime=POLICY.runtime("m{member}_prev_predict"),
+        gpu=predict_gpus(config["device"]),
+
+
+use rule prev_export as member_prev_export with:
+    input:
+        unpack(stage_upstream("m{member}_prev_export")),
+    output:
+        manifest=str(LAYOUT.manifest("{batch}", "m{member}_prev_export")),
+    log:
+        str(LAYOUT.log("m{member}_prev_export", "{batch}")),
+    resources:
+        mem_mb=POLICY.mem_mb("m{member}_prev_export"),
+        runtime=POLICY.runtime("m{member}_prev_export"),

@@ -1,7 +1,7 @@
 # nnU-Net's postprocessing (a postprocessing.pkl) of a batch's exported segmentations.
 rule postprocess:
     input:
-        unpack(postprocess_upstream),
+        unpack(stage_upstream("postprocess")),
     output:
         manifest=str(LAYOUT.manifest("{batch}", "postprocess")),
     log:

@@ -2,7 +2,7 @@
 # (a cascade stage's also reads its previous stage's segmentations).
 rule preprocess:
     input:
-        unpack(preprocess_upstream),
+        unpack(stage_upstream("preprocess")),
     output:
         manifest=str(LAYOUT.manifest("{batch}", "preprocess")),
     log:
