@@ -136,8 +136,12 @@ def test_an_ensemble_takes_members_of_one_dataset_and_refuses_what_it_cannot_ave
         load_members([fullres, fullres])
     with pytest.raises(ModelError, match="leave them out for an ensemble"):
         load_members([fullres, flat], configuration="2d")
-    model_folder(tmp_path, name="nnUNetTrainer__nnUNetPlans__3d_lowres")
     cascade = model_folder(tmp_path, name="nnUNetTrainer__nnUNetPlans__3d_cascade_fullres")
+    with pytest.raises(ModelError, match=r"ensemble member m1 \(.*3d_cascade_fullres\): configuration "
+                                         r"'3d_cascade_fullres' is a cascade stage.* "
+                                         r"no nnUNetTrainer__nnUNetPlans__3d_lowres beside it"):
+        load_members([fullres, cascade])
+    model_folder(tmp_path, name="nnUNetTrainer__nnUNetPlans__3d_lowres")
     # a cascade member runs its previous stage (the folder beside it) first, through m1_prev_ copies
     with_cascade = load_members([fullres, cascade])
     assert with_cascade[1].previous_stage.folder == tmp_path / "nnUNetTrainer__nnUNetPlans__3d_lowres"

@@ -225,19 +225,27 @@ def nnunet_plans(model: ModelInfo):
     return plans_manager, configuration_manager, _read_json(model.folder / "dataset.json")
 
 
+def _load_member(index: int, folder, folds, checkpoint) -> ModelInfo:
+    try:
+        return load_model(folder, folds, checkpoint)
+    except ModelError as error:
+        raise ModelError(f"ensemble member m{index} ({folder}): {error}") from None
+
+
 def load_members(folders, folds=None, checkpoint="checkpoint_final.pth", configuration=None,
                  previous_stage_model=None) -> tuple[ModelInfo, ...]:
     """The model of a run: one folder, or the members of an ensemble (a list of folders of one dataset, e.g.
     its 2d and 3d_fullres, each with the same folds and checkpoint). Members must agree on what the ensemble
     averages: channels, labels and file ending. A cascade member runs its previous stage (found beside it)
-first; a given configuration or previous_stage_model is refused for an ensemble."""
+    first; a given configuration or previous_stage_model is refused for an ensemble. A member's error names
+    the member."""
     folders = [folders] if isinstance(folders, (str, Path)) else list(folders)
     if len(folders) == 1:
         return (load_model(folders[0], folds, checkpoint, configuration, previous_stage_model),)
     if configuration is not None or previous_stage_model is not None:
         raise ModelError("configuration and previous_stage_model apply to one model; leave them out for an "
                          "ensemble (each member's configuration comes from its own folder)")
-    members = tuple(load_model(folder, folds, checkpoint) for folder in folders)
+    members = tuple(_load_member(index, folder, folds, checkpoint) for index, folder in enumerate(folders))
     first = members[0]
     if len({m.folder for m in members}) < len(members):
         raise ModelError("an ensemble's members must be different model folders")
