@@ -23,8 +23,10 @@ def stage_timeouts_s(voxels: int, voxels_resampled: int, channels: int, classes:
 def ensemble_timeout_s(voxels: int, classes: int, members: int, save_probabilities: bool = False) -> int:
     """Seconds the ensemble of one case may take: reading every member's probabilities once, and with
     save_probabilities again, deflating the average into its .npz (allowed 20 MB/s)."""
-    passes = 2 if save_probabilities else 1
-    return 300 + math.ceil(1e-6 * classes * members * voxels * passes + save_probabilities * 2e-7 * classes * voxels)
+    seconds = 1e-6 * classes * members * voxels
+    if save_probabilities:
+        seconds = 2 * seconds + 2e-7 * classes * voxels
+    return 300 + math.ceil(seconds)
 
 
 def postprocess_timeout_s(voxels: int, classes: int) -> int:

@@ -4,60 +4,42 @@ wildcard_constraints:
     member="[0-9]+",
 
 
-rule member_preprocess:
+# Each member's stages: the rules of one model's, with the member's wildcard.
+use rule preprocess as member_preprocess with:
     input:
         unpack(stage_upstream("m{member}_preprocess")),
     output:
         manifest=str(LAYOUT.manifest("{batch}", "m{member}_preprocess")),
     log:
         str(LAYOUT.log("m{member}_preprocess", "{batch}")),
-    conda:
-        "../../envs/nnunet.yaml"
     resources:
         mem_mb=POLICY.mem_mb("m{member}_preprocess"),
         runtime=POLICY.runtime("m{member}_preprocess"),
-    params:
-        cases=batch_cases,
-    script:
-        "../scripts/stage.py"
 
 
-rule member_predict:
+use rule predict as member_predict with:
     input:
         unpack(stage_upstream("m{member}_predict")),
     output:
         manifest=str(LAYOUT.manifest("{batch}", "m{member}_predict")),
     log:
         str(LAYOUT.log("m{member}_predict", "{batch}")),
-    conda:
-        "../../envs/nnunet.yaml"
-    threads: config["predict_threads"]
     resources:
         mem_mb=POLICY.mem_mb("m{member}_predict"),
         runtime=POLICY.runtime("m{member}_predict"),
         gpu=predict_gpus(config["device"]),
-    params:
-        cases=batch_cases,
-    script:
-        "../scripts/stage.py"
 
 
-rule member_export:
+use rule export as member_export with:
     input:
         unpack(stage_upstream("m{member}_export")),
     output:
         manifest=str(LAYOUT.manifest("{batch}", "m{member}_export")),
     log:
         str(LAYOUT.log("m{member}_export", "{batch}")),
-    conda:
-        "../../envs/nnunet.yaml"
     resources:
         mem_mb=POLICY.mem_mb("m{member}_export"),
         runtime=POLICY.runtime("m{member}_export"),
-    params:
-        cases=batch_cases,
-    script:
-        "../scripts/stage.py"
 
 
 rule ensemble:
