@@ -1,7 +1,7 @@
 # nnU-Net v2 inference: validate -> preprocess -> predict (batched) -> export -> summary
 # (a cascade stage: validate -> the previous stage's preprocess, predict, export -> its own;
 # an ensemble: each member's preprocess, predict, export -> ensemble;
-# with a postprocessing.pkl: -> postprocess).
+# with a postprocessing.pkl: -> postprocess; then statistics, output checks and QC previews).
 
 
 configfile: "config/config.yaml"
@@ -15,6 +15,7 @@ include: "workflow/rules/predict.smk"
 include: "workflow/rules/export.smk"
 include: "workflow/rules/ensemble.smk"
 include: "workflow/rules/postprocess.smk"
+include: "workflow/rules/statistics.smk"
 include: "workflow/rules/summary.smk"
 
 

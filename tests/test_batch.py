@@ -133,3 +133,20 @@ def test_a_cascade_members_finished_stages_are_carried_into_the_new_attempt(tmp_
     moved = (layout.member_probabilities("c1", "a2", "m1"), layout.properties("c1", "a2", "m1"))
     assert [p.read_text() for p in moved] == ["finished", "finished"]
     assert not any(p.exists() for p in old_files)
+
+
+def test_a_segmented_case_keeps_its_stages_up_to_the_segmentation_and_runs_the_later_ones(tmp_path):
+    layout = Layout(tmp_path)
+    jobs = {case: replace(job, segmented=True) for case, job in jobs_of(layout, ["seg"]).items()}
+    StageRecord("preprocess", "seg", "done", provenance="p1", details={"kept": True}).save(
+        layout.record("preprocess", "seg", "a1"))
+    # its files are gone (removed after export), but the case is segmented: kept
+    manifest = run_batch(STAGE, jobs)
+    assert StageRecord.load(manifest.cases["seg"]).details == {"kept": True}
+    assert not (tmp_path / "calls.txt").exists() and manifest.worker_starts == 0
+    after = replace(STAGE, name="statistics", after_segmentation=True)
+    failed = StageRecord("statistics", "seg", "failed", kind="error", provenance="p1")
+    failed.save(layout.record("statistics", "seg", "a1"))
+    manifest = run_batch(after, jobs)
+    assert StageRecord.load(manifest.cases["seg"]).done
+    assert (tmp_path / "calls.txt").read_text() == "seg\n"

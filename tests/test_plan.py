@@ -67,3 +67,22 @@ def test_attempts_are_numbered_not_sorted_as_text(tmp_path):
     StageRecord("validate", "c", "failed", kind="invalid_input").save(layout.record("validate", "c", "a10"))
     plan = make_plan(make_cases(tmp_path, {"c": 1}), layout, ".nii.gz", {"c": "p1"}, batch_size=10)
     assert plan.attempts == {"c": "a11"}
+
+
+def test_a_segmented_case_without_its_statistics_runs_them_alone_in_its_attempt(tmp_path):
+    cases = make_cases(tmp_path, {"whole": 1, "none": 1, "oom": 1, "before": 1})
+    layout = Layout(tmp_path / "results")
+    layout.results.mkdir()
+    for case in ("whole", "none", "oom", "before"):
+        finish(layout, case, "a1")
+    StageRecord("statistics", "whole", "done", provenance="p1").save(layout.record("statistics", "whole", "a1"))
+    StageRecord("statistics", "oom", "failed", kind="out_of_memory", peak_rss_mb=900, reserved_mb=1000,
+                provenance="p1").save(layout.record("statistics", "oom", "a1"))
+
+    plan = make_plan(cases, layout, ".nii.gz", dict.fromkeys(cases, "p1"), 10, None, "export", ("statistics",))
+
+    assert plan.attempts == dict.fromkeys(cases, "a1")
+    assert sorted(plan.pending) == sorted(plan.segmented) == ["before", "none", "oom"]
+    assert plan.memory_floor_mb == {"oom": {"statistics": 1500}}
+    # without statistics in the run, they are finished as before
+    assert make_plan(cases, layout, ".nii.gz", dict.fromkeys(cases, "p1"), 10).pending == []

@@ -75,7 +75,7 @@ def test_every_stage_of_a_case_has_a_resource_line():
     from nnunet_workflow.pipeline import ALL_STAGE_NAMES, STAGE_NAMES
 
     assert STAGE_NAMES == ("validate", "preprocess", "predict", "export")
-    assert tuple(resources.STAGE_RESOURCES) == (*STAGE_NAMES, "ensemble", "postprocess")
+    assert tuple(resources.STAGE_RESOURCES) == (*STAGE_NAMES, "ensemble", "postprocess", "statistics")
     assert all(resources.stage_resources(stage) for stage in ALL_STAGE_NAMES)
 
 

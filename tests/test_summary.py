@@ -47,3 +47,38 @@ def test_rows_follow_the_records_of_the_current_attempt(tmp_path):
     text = brief(table, layout.summary())
     assert text.splitlines()[0] == "3 cases: 1 done, 1 failed, 1 pending"
     assert "bad: validate invalid_input: model expects 2 channels" in text
+
+
+def test_statistics_have_a_column_of_their_own_and_a_table_with_the_runs_volume_outliers(tmp_path):
+    layout = Layout(tmp_path)
+    stages = ("validate", "export", "statistics")
+    records = {}
+    for index in range(6):
+        case = f"c{index}"
+        volume = 50.0 if index == 5 else 10.0 + index / 10
+        labels = [{"label": "sphere", "value": 1, "voxels": int(volume * 1000), "volume_ml": volume, "border": "",
+                   "T1_mean": 400.0}, {"label": "box", "value": 2, "voxels": 0, "volume_ml": 0.0, "border": "",
+                                       "T1_mean": None}]
+        notes = ["label box is empty"]
+        records[case] = {
+            "validate": StageRecord("validate", case, "done", attempt="a1",
+                                    details={"plausibility": ["channel 0000 (T1): 0.00% ..."] if index == 0 else []}),
+            "export": StageRecord("export", case, "done", attempt="a1", details={"output": f"{case}.nii.gz"}),
+            "statistics": StageRecord("statistics", case, "done", attempt="a1",
+                                      details={"labels": labels, "output_notes": notes}),
+        }
+    records["c4"]["statistics"] = StageRecord("statistics", "c4", "failed", kind="out_of_memory", message="killed",
+                                              attempt="a1")
+    table = write_summary(dict.fromkeys(records, "a1"), records, layout, stages=stages,
+                          statistics_path=layout.statistics())
+    rows = {row["case"]: row for row in table.to_dict("records")}
+    assert set(table["status"]) == {"done"} and set(table["stage"]) == {"export"}
+    assert rows["c4"]["statistics"] == "failed: out_of_memory: killed" and rows["c1"]["statistics"] == "done"
+    assert rows["c0"]["plausibility"] == "input: channel 0000 (T1): 0.00% ...; output: label box is empty"
+    assert rows["c5"]["plausibility"].startswith("output: label box is empty; output: label sphere volume 50 ml is "
+                                                 "far from the run's median 10.2 ml")
+    assert rows["c4"]["plausibility"] == ""
+    statistics = pd.read_csv(layout.statistics(), sep="\t")
+    assert list(statistics.columns[:6]) == ["case", "label", "value", "voxels", "volume_ml", "border"]
+    assert len(statistics) == 10 and "c4" not in set(statistics["case"])
+    assert statistics["T1_mean"].isna().sum() == 5

@@ -40,14 +40,16 @@ def _note(log_path, line: str) -> None:
 def finished_record(stage: Stage, job: CaseJob) -> StageRecord | None:
     """The done record this attempt already has for a stage that leaves files, with the same provenance and
     all its files still there, or None. A batch job killed midway and run again keeps what it had finished
-    instead of computing it again."""
+    instead of computing it again. For a case already segmented (`job.segmented`), every stage up to the
+    segmentation keeps its done record: only the stages after it (statistics) run."""
     outputs = stage.outputs(job)
-    if not outputs:
+    kept_as_segmented = job.segmented and not stage.after_segmentation
+    if not outputs and not kept_as_segmented:
         return None
     record = StageRecord.load_if_present(job.record_path(stage.name))
-    if record and record.done and record.provenance == job.provenance and all(p.exists() for p in outputs):
-        return record
-    return None
+    if not (record and record.done and record.provenance == job.provenance):
+        return None
+    return record if kept_as_segmented or all(p.exists() for p in outputs) else None
 
 
 def carried_record(stage: Stage, job: CaseJob) -> StageRecord | None:

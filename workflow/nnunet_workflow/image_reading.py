@@ -30,10 +30,13 @@ def reader_class(name: str):
     return recursive_find_reader_writer_by_name(name)
 
 
-def read_with_model_reader(path: str, reader: str) -> dict:
+def read_with_model_reader(path: str, reader: str, reference=None) -> dict:
     """A header-like description of one channel file as the model's reader reads it (SimpleITK order x, y, z:
     nnU-Net's readers give (channels, z, y, x) and spacing in z, y, x), with its voxel checks done:
-    NaN or Inf voxels are refused (the reader passes them to nnU-Net), a constant image is warned about."""
+    NaN or Inf voxels are refused (the reader passes them to nnU-Net), a constant image is warned about; given
+    the training reference (input_plausibility), each channel's intensity figures."""
+    from .input_plausibility import channel_figures
+
     if not os.path.exists(path):
         raise CaseError(f"{path}: file does not exist")
     if os.path.getsize(path) == 0:
@@ -63,4 +66,5 @@ def read_with_model_reader(path: str, reader: str) -> dict:
         "pixel_type": str(data.dtype),
         "bytes_per_voxel": data.dtype.itemsize,
         "warnings": warnings,
+        "figures": [channel_figures(channel, reference) for channel in data] if reference is not None else [],
     }

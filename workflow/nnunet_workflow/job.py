@@ -25,13 +25,14 @@ class RunOptions:
     keep_intermediates: bool = False
     postprocessing: str | None = None  # a postprocessing.pkl applied after export (stage postprocess)
     max_job_mb: int | None = None  # a case estimated to need more in some stage is refused at validate
+    plausibility: str = "warn"  # input plausibility against the training data: warn, fail or off
 
     @classmethod
     def from_config(cls, config: dict, threads: int = 1, max_job_mb: int | None = None) -> RunOptions:
         return cls(step_size=config["step_size"], tta=config["tta"], device=config["device"], threads=threads,
                    save_probabilities=config["save_probabilities"],
                    keep_intermediates=config["keep_intermediates"], max_job_mb=max_job_mb,
-                   postprocessing=config.get("postprocessing"))
+                   postprocessing=config.get("postprocessing"), plausibility=config.get("plausibility", "warn"))
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class CaseJob:
     member: str = ""  # a cascade's previous stage: its configuration, the folder its files go to (see Layout)
     ensemble: tuple[ModelInfo, ...] = ()  # an ensemble's members (m0 is `model` outside member stages)
     carried_from: str | None = None  # the case's failed attempt, whose finished members this one keeps
+    segmented: bool = False  # the case's segmentation is finished: only the stages after it run
 
     @property
     def id(self) -> str:

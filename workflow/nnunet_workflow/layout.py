@@ -83,6 +83,16 @@ class Layout:
     def summary(self) -> Path:
         return self.results / "summary.tsv"
 
+    def statistics(self) -> Path:
+        """One row per case and label (stage statistics), for the run's cases."""
+        return self.results / "statistics.tsv"
+
+    def preview(self, case: str) -> Path:
+        return self.results / "qc" / f"{case}.png"
+
+    def report(self) -> Path:
+        return self.results / "report.html"
+
     def plan(self) -> Path:
         return self.results / WORK / "plan.json"
 

@@ -156,6 +156,12 @@ def postprocess_mb(s0) -> int:
     return _mb(NNUNET_BASE_MB, 24 * s0)
 
 
+def statistics_mb(s0, c) -> int:
+    """Label statistics and the preview of one case: the channels and the segmentation as the reader gives
+    them (float32), its integer copy, one label's mask and voxels per channel (float64) at most the image."""
+    return _mb(NNUNET_BASE_MB, (4 * c + 4 + 1 + 1 + 8) * s0)
+
+
 def validate_memory_mb(channel_files) -> int:
     """Validation reads one channel's voxels at a time: a base plus twice the largest channel's content."""
     largest = max((uncompressed_bytes(p) for p in channel_files if os.path.exists(p)), default=0)

@@ -5,7 +5,9 @@ A cascade stage (3d_cascade_fullres) runs its previous stage (3d_lowres) through
 predict and export first (`prev_preprocess`, `prev_predict`, `prev_export`); its own preprocess then needs
 the previous stage's export of the case. An ensemble runs copies for each member (`m0_preprocess`, `m0_predict`,
 `m0_export`: its probabilities, `m1_...`; a cascade member `m1_prev_preprocess`, ... first), then `ensemble`.
-With a postprocessing.pkl, `postprocess` follows."""
+With a postprocessing.pkl, `postprocess` follows. With `statistics` on, `statistics` looks at the final
+segmentation last: a case is segmented without it, and a rerun that finds a segmentation without statistics
+runs it alone (`AFTER_SEGMENTATION`)."""
 
 from __future__ import annotations
 
@@ -19,10 +21,14 @@ from .postprocess import POSTPROCESS
 from .predict import PREDICT
 from .preprocess import PREPROCESS
 from .stage import PREVIOUS_PREFIX, Stage, member_stage
+from .statistics import STATISTICS
 from .validate import VALIDATE
 
 PIPELINE = (VALIDATE, PREPROCESS, PREDICT, EXPORT)
 STAGE_NAMES = tuple(stage.name for stage in PIPELINE)
+# stages that look at a case's final segmentation: a case is done when it is segmented, and a segmented case
+# without their records runs them alone
+AFTER_SEGMENTATION = tuple(stage.name for stage in (STATISTICS,) if stage.after_segmentation)
 # the members an ensemble may have (stage names m0_... to m{N-1}_... are known to the plan)
 MAX_MEMBERS = 16
 
@@ -53,22 +59,33 @@ def ensemble_pipeline(cascades: Sequence[bool]) -> tuple[Stage, ...]:
 # every stage name a record may have, in the order a case goes through them
 ALL_STAGE_NAMES = tuple(dict.fromkeys((VALIDATE.name, *(stage.name for stage in model_stages(True)),
                                        *(stage.name for stage in ensemble_pipeline([True] * MAX_MEMBERS)),
-                                       POSTPROCESS.name)))
+                                       POSTPROCESS.name, *AFTER_SEGMENTATION)))
 
 
-def pipeline_for(models: ModelInfo | Sequence[ModelInfo], postprocessing: bool = False) -> tuple[Stage, ...]:
-    """The stages of a run of one model or an ensemble's members, with a postprocessing.pkl or not, in order."""
+def pipeline_for(models: ModelInfo | Sequence[ModelInfo], postprocessing: bool = False,
+                 statistics: bool = False) -> tuple[Stage, ...]:
+    """The stages of a run of one model or an ensemble's members, with a postprocessing.pkl or not, with
+    statistics or not, in order."""
     members = (models,) if isinstance(models, ModelInfo) else tuple(models)
     cascades = [member.previous_stage is not None for member in members]
     stages = ensemble_pipeline(cascades) if len(members) > 1 else (VALIDATE, *model_stages(cascades[0]))
     if postprocessing:
         stages = (*stages, replace(POSTPROCESS, needs=stages[-1].name))
+    if statistics:
+        stages = (*stages, replace(STATISTICS, needs=stages[-1].name))
     return stages
 
 
-def stages_for(models: ModelInfo | Sequence[ModelInfo], postprocessing: bool = False) -> dict[str, Stage]:
-    return {stage.name: stage for stage in pipeline_for(models, postprocessing)}
+def stages_for(models: ModelInfo | Sequence[ModelInfo], postprocessing: bool = False,
+               statistics: bool = False) -> dict[str, Stage]:
+    return {stage.name: stage for stage in pipeline_for(models, postprocessing, statistics)}
 
 
-def stage_names_for(models: ModelInfo | Sequence[ModelInfo], postprocessing: bool = False) -> tuple[str, ...]:
-    return tuple(stage.name for stage in pipeline_for(models, postprocessing))
+def stage_names_for(models: ModelInfo | Sequence[ModelInfo], postprocessing: bool = False,
+                    statistics: bool = False) -> tuple[str, ...]:
+    return tuple(stage.name for stage in pipeline_for(models, postprocessing, statistics))
+
+
+def segmenting_stage(names: Sequence[str]) -> str:
+    """The stage that writes a run's final segmentations: the last one before those that look at them."""
+    return [name for name in names if name not in AFTER_SEGMENTATION][-1]

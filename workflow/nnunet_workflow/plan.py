@@ -33,6 +33,7 @@ class CaseState:
     finished: bool = False
     memory_floor_mb: dict = field(default_factory=dict)
     carried_from: str | None = None  # the failed attempt whose finished ensemble members the new one keeps
+    segmented: bool = False  # only the stages after the segmentation (statistics) are left to run
 
 
 @dataclass
@@ -44,6 +45,7 @@ class RunPlan:
     max_job_mem_mb: int | None = None
     provenance: dict = field(default_factory=dict)  # case -> its provenance key (provenance.case_provenance)
     carried_from: dict = field(default_factory=dict)  # case -> the failed attempt it may keep members of
+    segmented: list = field(default_factory=list)  # pending cases with only the stages after segmentation left
 
     def finished_records(self, layout: Layout) -> list:
         """Paths of the stage records of the cases finished in earlier runs (in no batch), those that exist (a
@@ -76,9 +78,18 @@ def input_bytes(case: Case) -> int:
     return sum(os.path.getsize(p) for p in case.files() if os.path.exists(p))
 
 
-def case_state(layout: Layout, case: str, file_ending: str, provenance: str, final_stage: str = "export") -> CaseState:
-    """The state of one case from its latest attempt's records; it is finished when the run's last stage
-    (`final_stage`: export, or postprocess) is done and its segmentation is there."""
+def memory_floors(records) -> dict:
+    """{stage: MB} a retry reserves at least, for the stages that ran out of memory or were killed."""
+    return {record.stage: int(max(record.peak_rss_mb or 0, record.reserved_mb or 0) * RETRY_MEMORY_FACTOR)
+            for record in records if record.status == FAILED and record.kind in MEMORY_KINDS}
+
+
+def case_state(layout: Layout, case: str, file_ending: str, provenance: str, final_stage: str = "export",
+               after_stages=()) -> CaseState:
+    """The state of one case from its latest attempt's records; it is finished when the stage that writes the
+    run's segmentations (`final_stage`: export, ensemble or postprocess) is done, its segmentation is there and
+    the stages after it (`after_stages`: statistics) are done. A segmented case without them stays in its
+    attempt and runs them alone."""
     numbers = layout.attempt_numbers(case)
     if not numbers:
         return CaseState("a1")
@@ -89,16 +100,15 @@ def case_state(layout: Layout, case: str, file_ending: str, provenance: str, fin
     stale = any(r.provenance != provenance for r in records.values())
     final = records.get(final_stage)
     if final and final.done and not stale and layout.segmentation(case, file_ending).exists():
-        return CaseState(attempt, finished=True)
+        after = [records.get(stage) for stage in after_stages]
+        if all(record is not None and record.done for record in after):
+            return CaseState(attempt, finished=True)
+        return CaseState(attempt, memory_floor_mb=memory_floors(r for r in after if r), segmented=True)
     unfinished = [r for r in records.values() if not r.done]
     if not stale and not unfinished and not final:
         return CaseState(attempt)  # interrupted: carry on with the same attempt
-    floors = {}
-    for record in unfinished:
-        if record.status == FAILED and record.kind in MEMORY_KINDS:
-            measured = max(record.peak_rss_mb or 0, record.reserved_mb or 0)
-            floors[record.stage] = int(measured * RETRY_MEMORY_FACTOR)
-    return CaseState(f"a{number + 1}", memory_floor_mb=floors, carried_from=None if stale else attempt)
+    return CaseState(f"a{number + 1}", memory_floor_mb=memory_floors(unfinished),
+                     carried_from=None if stale else attempt)
 
 
 def batch_id(members: list[tuple[str, str]]) -> str:
@@ -114,9 +124,11 @@ def plan_batches(cases: dict[str, Case], attempts: dict[str, str], batch_size: i
 
 
 def make_plan(cases: dict[str, Case], layout: Layout, file_ending: str, provenance: dict[str, str],
-              batch_size: int, max_job_mem_mb: int | None = None, final_stage: str = "export") -> RunPlan:
+              batch_size: int, max_job_mem_mb: int | None = None, final_stage: str = "export",
+              after_stages=()) -> RunPlan:
     """The plan of a run over `cases`, decided from the records on disk and each case's provenance key."""
-    states = {case: case_state(layout, case, file_ending, provenance[case], final_stage) for case in cases}
+    states = {case: case_state(layout, case, file_ending, provenance[case], final_stage, after_stages)
+              for case in cases}
     pending = [case for case, state in states.items() if not state.finished]
     return RunPlan(
         attempts={case: state.attempt for case, state in states.items()},
@@ -126,4 +138,5 @@ def make_plan(cases: dict[str, Case], layout: Layout, file_ending: str, provenan
         max_job_mem_mb=max_job_mem_mb,
         provenance={case: provenance[case] for case in cases},
         carried_from={case: states[case].carried_from for case in pending if states[case].carried_from},
+        segmented=[case for case in pending if states[case].segmented],
     )

@@ -29,7 +29,7 @@ def members_from_config(config: dict):
 
 
 def run_stages(config: dict, members) -> dict:
-    return stages_for(members, bool(config.get("postprocessing")))
+    return stages_for(members, bool(config.get("postprocessing")), config.get("statistics", False))
 
 
 def stage_of_rule(rule: str, wildcards) -> str:
@@ -70,7 +70,7 @@ def batch_jobs(stage: str, config: dict, cases: dict[str, dict], upstream: dict[
                        str(layout.log(stage, case_id, entry["attempt"])),
                        fault_for(config.get("faults", {}), case_id, stage), reserved_mb,
                        {name: by_case[case_id] for name, by_case in records.items() if case_id in by_case}, member,
-                       ensemble, entry.get("carried_from"))
+                       ensemble, entry.get("carried_from"), entry.get("segmented", False))
 
     return {case_id: job(case_id, entry) for case_id, entry in cases.items()}
 
@@ -101,6 +101,7 @@ def run_summary(smk) -> None:
     records = collect_records(smk.input.manifests, smk.input.finished)
     config = resolved_config(smk.config)
     stages = tuple(run_stages(config, members_from_config(config)))
-    table = write_summary(smk.params.attempts, records, layout, smk.output.summary, stages)
+    table = write_summary(smk.params.attempts, records, layout, smk.output.summary, stages,
+                          smk.output.get("statistics"))
     with open(smk.log[0], "a") as log:
         log.write(brief(table, smk.output.summary) + "\n")

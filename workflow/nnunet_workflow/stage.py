@@ -50,6 +50,8 @@ class Stage:
     loads_model: each worker start loads the model (the manifest counts `model_loads`).
     previous: the stage runs the cascade's previous stage model (its jobs' model and member are that one's).
     member: the stage runs the ensemble's member of this index (m0_predict: member 0).
+    after_segmentation: the stage looks at the final segmentation (statistics): a case is done without it, and
+      a segmented case whose record of it is missing or failed runs it alone, its earlier stages kept.
     needs may name several stages (an ensemble needs every member's export).
     """
 
@@ -63,6 +65,7 @@ class Stage:
     loads_model: bool = False
     previous: bool = False
     member: int | None = None
+    after_segmentation: bool = False
 
     @property
     def needed(self) -> tuple[str, ...]:

@@ -1,7 +1,9 @@
-"""Stage `summary`: one row per case from its stage records: status, failing stage, reason, time, memory, logs.
+"""Stage `summary`: one row per case from its stage records: status, failing stage, reason, time, memory, logs,
+and the plausibility notes on its input and output; with statistics, the run's `statistics.tsv` too.
 
 It reads what its rule declares: the manifests of the run's batch jobs (which name their cases' records)
-and the records of the cases finished in earlier runs."""
+and the records of the cases finished in earlier runs. A case's status is its segmentation's; a stage after it
+(statistics) has a column of its own."""
 
 from __future__ import annotations
 
@@ -10,13 +12,14 @@ import pandas as pd
 from .atomic_files import atomic_path
 from .layout import Layout
 from .manifest import BatchManifest
-from .pipeline import STAGE_NAMES
+from .pipeline import AFTER_SEGMENTATION, STAGE_NAMES
 from .provenance import run_key_of
 from .records import DONE, FAILED, StageRecord
+from .statistics_table import run_outliers, statistics_rows, write_statistics
 
 PENDING = "pending"
 COLUMNS = ["case", "status", "stage", "kind", "message", "output", "log", "batch", "attempt", "warnings",
-           "provenance"]
+           "plausibility", "provenance"]
 
 
 def collect_records(manifest_paths, record_paths) -> dict[str, dict[str, StageRecord]]:
@@ -29,16 +32,39 @@ def collect_records(manifest_paths, record_paths) -> dict[str, dict[str, StageRe
     return records
 
 
+def outcome(record: StageRecord | None) -> str:
+    """A stage after the segmentation in a word or a sentence: done, failed (why), skipped, or '' (not run)."""
+    if record is None:
+        return ""
+    if record.status == FAILED:
+        return f"{FAILED}: {record.kind or 'error'}: {record.message}"
+    return record.status
+
+
+def plausibility_notes(records: dict[str, StageRecord], run_notes=()) -> list[str]:
+    """What validate found implausible in the input, and the statistics in the output (with the run's notes on
+    the case's volumes)."""
+    validated, statistics = records.get("validate"), records.get("statistics")
+    notes = [f"input: {note}" for note in (validated.details.get("plausibility", []) if validated else [])]
+    output = [*(statistics.details.get("output_notes", []) if statistics and statistics.done else []), *run_notes]
+    return notes + [f"output: {note}" for note in output]
+
+
 def case_row(case: str, attempt: str, records: dict[str, StageRecord], layout: Layout,
-             stages=STAGE_NAMES) -> dict:
+             stages=STAGE_NAMES, run_notes=()) -> dict:
     """The summary row of one case, from the records of its current attempt through the run's stages."""
     row = {"case": case, "status": PENDING, "stage": "", "kind": "", "message": "", "output": "", "batch": "",
-           "attempt": attempt, "log": str(layout.log("validate", case, attempt)), "provenance": ""}
+           "attempt": attempt, "log": str(layout.log("validate", case, attempt)), "provenance": "",
+           "plausibility": "; ".join(plausibility_notes(records, run_notes))}
+    segmenting = [stage for stage in stages if stage not in AFTER_SEGMENTATION]
     for stage in stages:
         record = records.get(stage)
         row[f"{stage}_seconds"] = record.seconds if record else None
         row[f"{stage}_peak_mb"] = record.peak_rss_mb if record else None
         row[f"{stage}_slurm_job"] = record.slurm_job_id if record else None
+        if stage in AFTER_SEGMENTATION:
+            row[stage] = outcome(record)
+            continue
         if stage == "predict" and record:
             row["batch"] = record.batch or ""
         if stage == "validate":
@@ -50,16 +76,23 @@ def case_row(case: str, attempt: str, records: dict[str, StageRecord], layout: L
             row.update(status=FAILED, stage=stage, kind=record.kind or "error", message=record.message)
         else:
             row["stage"] = stage
-            if stage == stages[-1]:
+            if stage == segmenting[-1]:
                 provenance = layout.provenance(run_key_of(record.provenance)) if record.provenance else ""
                 row.update(status=DONE, output=record.details.get("output", ""), provenance=str(provenance))
     return row
 
 
 def write_summary(attempts: dict[str, str], records: dict[str, dict[str, StageRecord]], layout: Layout,
-                  path=None, stages=STAGE_NAMES) -> pd.DataFrame:
-    """Write `summary.tsv` (atomically) for every case of the run, in case order; returns the table."""
-    rows = [case_row(case, attempts[case], records.get(case, {}), layout, stages) for case in sorted(attempts)]
+                  path=None, stages=STAGE_NAMES, statistics_path=None) -> pd.DataFrame:
+    """Write `summary.tsv` (atomically) for every case of the run, in case order, and with `statistics_path`
+    the run's statistics table there; returns the summary table."""
+    run_records = {case: records.get(case, {}) for case in attempts}
+    label_rows = statistics_rows(run_records)
+    outliers = run_outliers(label_rows)
+    if statistics_path:
+        write_statistics(label_rows, statistics_path)
+    rows = [case_row(case, attempts[case], run_records[case], layout, stages, outliers.get(case, ()))
+            for case in sorted(attempts)]
     table = pd.DataFrame(rows)
     table = table[COLUMNS + [c for c in table.columns if c not in COLUMNS]]
     with atomic_path(path or layout.summary(), suffix=".tsv") as temp:

@@ -34,6 +34,11 @@ def postprocess_timeout_s(voxels: int, classes: int) -> int:
     return 300 + math.ceil(2e-6 * classes * voxels)
 
 
+def statistics_timeout_s(voxels: int, channels: int, classes: int) -> int:
+    """Seconds the statistics of one case may take: reading it, then per label its box, voxels and percentiles."""
+    return 300 + math.ceil(2e-6 * (channels + classes) * voxels)
+
+
 def validate_timeout_s(channel_files) -> int:
     """Validation reads every voxel once: generous time per byte, at least two minutes."""
     return 120 + math.ceil(sum(uncompressed_bytes(p) for p in channel_files if os.path.exists(p)) / (5 * MB))

@@ -18,6 +18,7 @@ from . import memory, timeouts
 from .cases import Case
 from .failures import CaseError
 from .image_reading import SIMPLEITK_READERS, read_with_model_reader, reader_class
+from .input_plausibility import TrainingReference, channel_figures, intensity_notes, load_reference, spacing_notes
 from .job import CaseJob
 from .model import ModelInfo
 from .stage import PREVIOUS_PREFIX, Stage, member_stage
@@ -189,8 +190,10 @@ def nifti_non_finite(path: str) -> int:
     return int(data.size - np.count_nonzero(np.isfinite(data)))
 
 
-def check_voxels(path: str, reader: str = "SimpleITKIO") -> list[str]:
+def check_voxels(path: str, reader: str = "SimpleITKIO",
+                 reference: TrainingReference | None = None) -> tuple[list[str], list[dict]]:
     """Read every voxel once: refuse truncated data and NaN or Inf values; warn about a constant image.
+    Returns the warnings and, given the training reference, the channel's intensity figures.
 
     For models whose reader is SimpleITK (other readers are checked in image_reading). SimpleITK's NIfTI
     reader turns NaN and Inf into 0 without a word, so those are counted from the raw data: nnU-Net
@@ -208,13 +211,14 @@ def check_voxels(path: str, reader: str = "SimpleITKIO") -> list[str]:
         if bad:
             raise CaseError(f"{path}: {bad:,} voxels are NaN or infinite")
     low, high = array.min(), array.max()
+    figures = [channel_figures(array, reference)] if reference is not None else []
     del array, image  # before the raw data is read
     warnings = [f"{Path(path).name}: every voxel has the value {low}"] if low == high else []
     hidden = nifti_non_finite(path)
     if hidden:
         warnings.append(f"{Path(path).name}: {hidden:,} voxels are NaN or infinite in the file; the model's reader "
                         f"({reader}) reads them as 0, and nnU-Net predicts on those zeros")
-    return warnings
+    return warnings, figures
 
 
 def spacing_warnings(spacing, model: ModelInfo) -> list[str]:
@@ -280,17 +284,31 @@ def case_estimates(shape, spacing, channels, bytes_per_voxel, model: ModelInfo, 
     if postprocessing:
         estimates["postprocess_mb"] = memory.postprocess_mb(estimates["voxels"])
         estimates["postprocess_timeout_s"] = timeouts.postprocess_timeout_s(estimates["voxels"], model.num_classes)
+    estimates["statistics_mb"] = memory.statistics_mb(estimates["voxels"], channels)
+    estimates["statistics_timeout_s"] = timeouts.statistics_timeout_s(estimates["voxels"], channels,
+                                                                      model.num_classes)
     return estimates
 
 
-def inspect_case(_state, job: CaseJob) -> dict:
-    """All checks of one case; returns its geometry, stage estimates and warnings, or raises CaseError."""
+def plausibility_notes(figures: list[dict], reader_spacing, model: ModelInfo, reference: TrainingReference,
+                       mode: str) -> list[str]:
+    """Notes on what in the case is unlike the model's training data; with mode `fail` they refuse it."""
+    notes = intensity_notes(figures, reference, model.channel_names) + spacing_notes(reader_spacing, reference)
+    if notes and mode == "fail":
+        raise CaseError("unlike the model's training data (plausibility: fail): " + "; ".join(notes),
+                        kind="implausible_input")
+    return notes
+
+
+def inspect_case(reference: TrainingReference | None, job: CaseJob) -> dict:
+    """All checks of one case; returns its geometry, stage estimates, warnings and plausibility notes against
+    the training data (`reference`, the worker's state; None: not checked), or raises CaseError."""
     case, model = job.case, job.model
     if model.image_reader_writer in SIMPLEITK_READERS:
         check_channels(case, model)
         headers = [read_header(path) for path in case.files()]
     else:  # what nnU-Net's own reader sees, voxels included
-        headers = [read_with_model_reader(path, model.image_reader_writer) for path in case.files()]
+        headers = [read_with_model_reader(path, model.image_reader_writer, reference) for path in case.files()]
         check_channels_given(headers, case, model)
         if all(h["channels"] == 1 for h in headers):
             check_channels(case, model)
@@ -303,28 +321,39 @@ def inspect_case(_state, job: CaseJob) -> dict:
     estimates = case_estimates(shape, spacing, channels, bytes_per_voxel, model, job.options.save_probabilities,
                                bool(job.options.postprocessing), job.ensemble)
     check_memory(estimates, job.options.max_job_mb)
-    warnings = spacing_warnings(spacing, model)
+    # the training cases' spacing range, where the fingerprint gives it, says more than the target spacing
+    warnings = [] if reference is not None and reference.spacing_range else spacing_warnings(spacing, model)
+    figures = []
     for header in headers:
         check_complete(header)
         if "warnings" in header:  # read through the model's reader: voxels already checked
             warnings += header["warnings"]
+            figures += header["figures"]
         else:
-            warnings += check_voxels(header["file"], model.image_reader_writer)
+            more, found = check_voxels(header["file"], model.image_reader_writer, reference)
+            warnings += more
+            figures += found
+    reader_spacing = headers[0]["spacing"][::-1]
+    notes = [] if reference is None else plausibility_notes(figures, reader_spacing, model, reference,
+                                                           job.options.plausibility)
     geometry = {k: headers[0][k] for k in ("size", "spacing", "origin", "direction", "pixel_type")}
     # what the estimates were computed from (nnU-Net's axis order), so they can be recomputed
     geometry.update(shape_nnunet=shape, spacing_nnunet=spacing, channels=channels,
                     bytes_per_voxel=bytes_per_voxel)
-    return {"geometry": geometry, "estimates": estimates, "warnings": warnings}
+    return {"geometry": geometry, "estimates": estimates, "warnings": warnings, "plausibility": notes,
+            "intensities": figures}
 
 
-def import_readers(model: ModelInfo, _options) -> None:
+def import_readers(model: ModelInfo, options) -> TrainingReference | None:
     """Worker setup: import the readers once, so the worker's baseline memory includes them (a worker that
-    grew past it while a case ran is replaced, and lazy imports would look like such growth)."""
+    grew past it while a case ran is replaced, and lazy imports would look like such growth); return the
+    model's training reference for the plausibility checks (None without a fingerprint, or when off)."""
     import nibabel  # noqa: F401
     import SimpleITK  # noqa: F401
 
     if model.image_reader_writer not in SIMPLEITK_READERS:
         reader_class(model.image_reader_writer)
+    return None if options.plausibility == "off" else load_reference(model.folder)
 
 
 VALIDATE = Stage("validate", handle=inspect_case, setup=import_readers,

@@ -21,7 +21,7 @@ from nnunet_workflow.provenance import (
     write_provenance_file,
 )
 from nnunet_workflow.recommended import apply_recommended
-from nnunet_workflow.pipeline import stages_for
+from nnunet_workflow.pipeline import AFTER_SEGMENTATION, segmenting_stage, stages_for
 from nnunet_workflow.resources import (
     ResourcePolicy,
     apply_local_budgets,
@@ -50,8 +50,11 @@ MEMBERS = load_members(
 )
 MODEL = MEMBERS[0]
 POSTPROCESSING = check_postprocessing_file(config["postprocessing"])
-STAGES = stages_for(MEMBERS, POSTPROCESSING)
+STAGES = stages_for(MEMBERS, POSTPROCESSING, config["statistics"])
 STAGE_NAMES = tuple(STAGES)
+# the stage that writes the segmentations, and those that look at them after (statistics)
+SEGMENTING_STAGE = segmenting_stage(STAGE_NAMES)
+AFTER_STAGES = tuple(name for name in STAGE_NAMES if name in AFTER_SEGMENTATION)
 CASES = discover_cases(config["input"], MODEL.channel_names)
 # Whether jobs run on this machine: known from the command line and profile, since Snakemake
 # attaches its executor (workflow.local_exec) only after this file is parsed.
@@ -78,11 +81,18 @@ if workflow.is_main_process:
         },
         config["batch_size"],
         min(filter(None, (config["max_job_mem_mb"], BUDGET_MB)), default=None),
-        STAGE_NAMES[-1],
+        SEGMENTING_STAGE,
+        AFTER_STAGES,
     )
 else:
     PLAN = RunPlan.load(LAYOUT.plan())
 POLICY = ResourcePolicy(PLAN, CASES, RUNS_LOCALLY)
+SEGMENTED = set(PLAN.segmented)
+# the summary rule's outputs: the summary, and the run's statistics table when statistics are on
+SUMMARY_OUTPUTS = {
+    "summary": str(LAYOUT.summary()),
+    **({"statistics": str(LAYOUT.statistics())} if config["statistics"] else {}),
+}
 
 
 onstart:
@@ -114,6 +124,7 @@ def batch_cases(wildcards):
             "channels": CASES[case].channels,
             "provenance": PLAN.provenance[case],
             "carried_from": PLAN.carried_from.get(case),
+            "segmented": case in SEGMENTED,
         }
         for case in PLAN.batches[wildcards.batch]
     }

@@ -2,13 +2,14 @@ localrules:
     summary,
 
 
-# One row per case: status, failing stage, reason, seconds and peak memory per stage, logs.
+# One row per case: status, failing stage, reason, seconds and peak memory per stage, logs,
+# plausibility notes; with statistics, one row per case and label in statistics.tsv.
 rule summary:
     input:
         manifests=batch_manifests(),
         finished=finished_records(),
     output:
-        summary=str(LAYOUT.summary()),
+        **SUMMARY_OUTPUTS,
     log:
         str(LAYOUT.log("summary", "summary")),
     conda:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 DEMO_DATASET_ID = 999
 CHANNEL_NAMES = {"0": "T1", "1": "T2"}
 LABELS = {"background": 0, "sphere": 1, "box": 2}
@@ -23,13 +23,16 @@ TRAINING_SEED = 20240
 DEMO_SEED = 77031
 
 # Mean intensity per channel (T1, T2) of background, sphere and box: the sphere is bright in T1,
-# the box is bright in T2, so the two channels carry different contrasts.
+# the box is bright in T2, so the two channels carry different contrasts. T2 lies on another intensity
+# scale (3x its contrast + 1000, noise too; no T1 value is a T2 value), as scanners' raw values may, so
+# swapped channels are visible against the training data's intensities (dataset_fingerprint.json); after
+# nnU-Net's per-image z-score it is the same image as on T1's scale.
 _INTENSITIES = {
-    "background": (100.0, 100.0),
-    "sphere": (400.0, 170.0),
-    "box": (180.0, 400.0),
+    "background": (100.0, 1300.0),
+    "sphere": (400.0, 1510.0),
+    "box": (180.0, 2200.0),
 }
-_NOISE_SIGMA = 20.0
+_NOISE_SIGMA = (20.0, 60.0)
 _SPHERE_RADIUS_MM = (7.0, 11.0)
 _BOX_HALF_SIZE_MM = (5.0, 9.0)
 _MARGIN_MM = 2.0
@@ -95,7 +98,7 @@ def synthesize_case(geometry: CaseGeometry, rng: np.random.Generator) -> tuple[l
     channels = []
     for channel in range(len(CHANNEL_NAMES)):
         means = np.array([_INTENSITIES[name][channel] for name in LABELS], dtype=np.float32)
-        noise = rng.normal(0.0, _NOISE_SIGMA, size=label.shape).astype(np.float32)
+        noise = rng.normal(0.0, _NOISE_SIGMA[channel], size=label.shape).astype(np.float32)
         channels.append((gain * means[label] + noise).astype(np.float32))
     return channels, label
 
