@@ -16,6 +16,7 @@ include: "workflow/rules/export.smk"
 include: "workflow/rules/ensemble.smk"
 include: "workflow/rules/postprocess.smk"
 include: "workflow/rules/statistics.smk"
+include: "workflow/rules/report.smk"
 include: "workflow/rules/summary.smk"
 
 
@@ -23,3 +24,4 @@ rule all:
     default_target: True
     input:
         rules.summary.output.summary,
+        rules.report.output.report,

@@ -93,6 +93,10 @@ class Layout:
     def report(self) -> Path:
         return self.results / "report.html"
 
+    def thumbnails(self) -> Path:
+        """The previews scaled down for report.html and `snakemake --report` (rewritten with the report)."""
+        return self.results / "report" / "thumbnails"
+
     def plan(self) -> Path:
         return self.results / WORK / "plan.json"
 

@@ -13,6 +13,7 @@ from .model import load_members
 from .pipeline import stages_for
 from .provenance import case_provenance, provenance_key
 from .recommended import apply_recommended
+from .report import write_report
 from .stage import member_stage
 from .summary import brief, collect_records, write_summary
 
@@ -105,3 +106,8 @@ def run_summary(smk) -> None:
                           smk.output.get("statistics"))
     with open(smk.log[0], "a") as log:
         log.write(brief(table, smk.output.summary) + "\n")
+
+
+def run_report(smk) -> None:
+    fresh_log(smk.log[0])
+    write_report(smk.input.summary, smk.input.get("statistics"), smk.output.report, smk.output.thumbnails)

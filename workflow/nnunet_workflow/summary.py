@@ -19,7 +19,7 @@ from .statistics_table import run_outliers, statistics_rows, write_statistics
 
 PENDING = "pending"
 COLUMNS = ["case", "status", "stage", "kind", "message", "output", "log", "batch", "attempt", "warnings",
-           "plausibility", "provenance"]
+           "plausibility", "preview", "provenance"]
 
 
 def collect_records(manifest_paths, record_paths) -> dict[str, dict[str, StageRecord]]:
@@ -54,7 +54,7 @@ def case_row(case: str, attempt: str, records: dict[str, StageRecord], layout: L
              stages=STAGE_NAMES, run_notes=()) -> dict:
     """The summary row of one case, from the records of its current attempt through the run's stages."""
     row = {"case": case, "status": PENDING, "stage": "", "kind": "", "message": "", "output": "", "batch": "",
-           "attempt": attempt, "log": str(layout.log("validate", case, attempt)), "provenance": "",
+           "attempt": attempt, "log": str(layout.log("validate", case, attempt)), "provenance": "", "preview": "",
            "plausibility": "; ".join(plausibility_notes(records, run_notes))}
     segmenting = [stage for stage in stages if stage not in AFTER_SEGMENTATION]
     for stage in stages:
@@ -64,6 +64,8 @@ def case_row(case: str, attempt: str, records: dict[str, StageRecord], layout: L
         row[f"{stage}_slurm_job"] = record.slurm_job_id if record else None
         if stage in AFTER_SEGMENTATION:
             row[stage] = outcome(record)
+            if record is not None and record.done and "preview" in record.details:
+                row["preview"] = record.details["preview"]
             continue
         if stage == "predict" and record:
             row["batch"] = record.batch or ""

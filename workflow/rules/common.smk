@@ -89,7 +89,7 @@ else:
 POLICY = ResourcePolicy(PLAN, CASES, RUNS_LOCALLY)
 SEGMENTED = set(PLAN.segmented)
 # the summary rule's outputs: the summary, and the run's statistics table when statistics are on
-SUMMARY_OUTPUTS = {
+SUMMARY_FILES = {
     "summary": str(LAYOUT.summary()),
     **({"statistics": str(LAYOUT.statistics())} if config["statistics"] else {}),
 }

@@ -9,7 +9,10 @@ rule summary:
         manifests=batch_manifests(),
         finished=finished_records(),
     output:
-        **SUMMARY_OUTPUTS,
+        **{
+            name: report(path, category="Run", caption=f"../report/{name}.rst")
+            for name, path in SUMMARY_FILES.items()
+        },
     log:
         str(LAYOUT.log("summary", "summary")),
     conda:
