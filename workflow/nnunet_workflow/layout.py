@@ -90,6 +90,10 @@ class Layout:
     def preview(self, case: str) -> Path:
         return self.results / "qc" / f"{case}.png"
 
+    def progress(self) -> Path:
+        """Cases done, failed and left, and the time left, rewritten as the run's last stage's batches finish."""
+        return self.results / "progress.txt"
+
     def report(self) -> Path:
         return self.results / "report.html"
 

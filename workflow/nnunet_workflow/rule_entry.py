@@ -11,6 +11,7 @@ from .layout import Layout, member_dir, previous_stage_dir
 from .manifest import BatchManifest
 from .model import load_members
 from .pipeline import stages_for
+from .progress import report_progress
 from .provenance import case_provenance, provenance_key
 from .recommended import apply_recommended
 from .report import write_report
@@ -94,6 +95,8 @@ def run_stage(smk) -> None:
     jobs = batch_jobs(stage.name, config, smk.params.cases, upstream, smk.wildcards.batch, smk.threads,
                       smk.resources.mem_mb, smk.params.get("max_job_mb"), members)
     run_batch(stage, jobs, log, smk.resources.mem_mb).save(smk.output.manifest)
+    if stage.name == list(stages)[-1]:
+        report_progress(Layout(config["results"]), stage.name)
 
 
 def run_summary(smk) -> None:
