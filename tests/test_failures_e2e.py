@@ -143,7 +143,7 @@ def test_sigkill_of_the_whole_run_then_the_same_command_finishes(demo, reference
         assert_same_image(results / f"{case}.nii.gz", reference / f"{case}.nii.gz")
     assert sorted(p.name for p in results.iterdir()) == sorted(
         [f"{c}.nii.gz" for c in demo["cases"]]
-        + ["dataset.json", "logs", "plans.json", "predict_from_raw_data_args.json", "provenance", "summary.tsv",
-           "work"])
+        + ["dataset.json", "logs", "plans.json", "predict_from_raw_data_args.json", "progress.txt", "provenance",
+           "qc", "report", "report.html", "statistics.tsv", "summary.tsv", "work"])
     assert not list(results.rglob(".*.part*"))
     assert {row["status"] for row in read_summary(results).values()} == {"done"}

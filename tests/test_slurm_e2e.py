@@ -51,5 +51,6 @@ def test_demo_through_the_slurm_profile(demo, reference, slurm_cluster, tmp_path
         stages = ("validate", "preprocess", "predict", "export")
         assert all(rows[case][f"{stage}_slurm_job"] in submitted for stage in stages), rows[case]
     assert len({rows[c]["predict_slurm_job"] for c in cases}) == 1  # one batch, one job, one model load
-    # the five cases make one batch: one submission per stage, the summary runs on the submit node
-    assert len(submitted) == 4
+    # the five cases make one batch: one submission per stage (statistics included), the summary and the
+    # report run on the submit node
+    assert len(submitted) == 5

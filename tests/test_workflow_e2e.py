@@ -125,7 +125,7 @@ def test_the_derived_budget_is_printed_and_bounds_every_reservation(demo, defaul
     assert plan["max_job_mem_mb"] == int(budget[1])
     records = (default_run / "results" / "work").glob("*/a1/*.json")
     reserved = [json.loads(path.read_text())["reserved_mb"] for path in records]
-    assert len(reserved) == 4 * len(demo["cases"]) and all(0 < r <= int(budget[1]) for r in reserved)
+    assert len(reserved) == 5 * len(demo["cases"]) and all(0 < r <= int(budget[1]) for r in reserved)
 
 
 def test_dry_run_writes_nothing(demo, tmp_path):
@@ -240,3 +240,27 @@ def test_a_changed_input_file_recomputes_that_case_only(demo, reference, tmp_pat
     assert summary.loc[changed, "provenance"] == summary.loc[kept, "provenance"]  # the same model and options
     checkpoint = demo["model"] / "fold_0" / "checkpoint_final.pth"
     assert provenance["files_sha256"][str(checkpoint)] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+
+
+def test_statistics_previews_and_report_of_every_case(demo, default_run):
+    results = default_run / "results"
+    statistics = pd.read_csv(results / "statistics.tsv", sep="\t")
+    assert sorted(statistics["case"].unique()) == sorted(demo["cases"])
+    assert set(statistics["label"]) == {"sphere", "box"} and (statistics["voxels"] > 0).all()
+    summary = pd.read_csv(results / "summary.tsv", sep="\t", keep_default_na=False)
+    assert set(summary["statistics"]) == {"done"}
+    assert all((results / "qc" / f"{case}.png").is_file() for case in demo["cases"])
+    page = (results / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == len(demo["cases"])
+    progress = (results / "progress.txt").read_text()
+    assert f"{len(demo['cases'])} of {len(demo['cases'])} cases through: {len(demo['cases'])} done" in progress
+
+
+def test_snakemake_report_holds_the_summary_statistics_and_previews(demo, default_run, tmp_path):
+    import zipfile
+
+    archive = tmp_path / "report.zip"
+    run_workflow(demo["model"], demo["input"], default_run / "results", "--report", archive, batch_size=4)
+    names = zipfile.ZipFile(archive).namelist()
+    for name in ("summary.tsv", "statistics.tsv", "report.html", *(f"{case}.png" for case in demo["cases"])):
+        assert any(n.endswith(name) for n in names), name
