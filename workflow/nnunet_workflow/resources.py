@@ -51,7 +51,7 @@ STAGE_RESOURCES = {
     "export": StageResources(memory.NNUNET_BASE_MB),
     "ensemble": StageResources(memory.NNUNET_BASE_MB),
     "postprocess": StageResources(memory.NNUNET_BASE_MB),
-    "statistics": StageResources(memory.NNUNET_BASE_MB),
+    "statistics": StageResources(memory.VALIDATE_BASE_MB),
 }
 
 
