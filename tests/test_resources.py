@@ -53,6 +53,14 @@ def test_a_case_without_estimates_reserves_the_stage_base_and_its_default_time(t
     assert resources.estimated_s("export", policy.cases["bad"], validated["bad"]) == 600
 
 
+def test_statistics_of_a_case_validated_before_they_existed_are_estimated_from_its_geometry(tmp_path):
+    older = StageRecord("validate", "old", "done", details={
+        "estimates": {"export_mb": 900}, "geometry": {"shape_nnunet": [300, 512, 512], "channels": 2}})
+    case = Case("old", {0: "old_0000.nii.gz"})
+    assert resources.estimated_mb("statistics", case, older) == memory.statistics_mb(300 * 512 * 512, 2) > 2000
+    assert resources.estimated_mb("statistics", case, None) == memory.VALIDATE_BASE_MB
+
+
 def test_floors_after_running_out_of_memory_and_the_cap_of_the_largest_job(tmp_path):
     floored, wildcards, input = policy_with_validated(tmp_path, floors={"small": {"predict": 5000}})
     assert floored.mem_mb("predict")(wildcards, input) == 5000

@@ -9,8 +9,10 @@ line per directive; a new stage is one line in STAGE_RESOURCES.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import memory, timeouts
@@ -37,11 +39,17 @@ JOB_SLACK_MIN = 5
 class StageResources:
     """base_mb: a stage worker before it reads a case, and the reservation of a case without an estimate
     (one that failed validate is only skipped). setup_s: seconds the worker may need to start (load a model).
-    default_timeout_s: a case's time without an estimate."""
+    default_timeout_s: a case's time without an estimate. from_geometry: the estimate from the geometry of a
+    validate record written before the stage existed (a rerun adding statistics to older results)."""
 
     base_mb: int
     setup_s: int = 0
     default_timeout_s: int = 600
+    from_geometry: Callable[[dict], int] | None = None
+
+
+def statistics_mb_from_geometry(geometry: dict) -> int:
+    return memory.statistics_mb(math.prod(geometry["shape_nnunet"]), geometry["channels"])
 
 
 STAGE_RESOURCES = {
@@ -51,7 +59,7 @@ STAGE_RESOURCES = {
     "export": StageResources(memory.NNUNET_BASE_MB),
     "ensemble": StageResources(memory.NNUNET_BASE_MB),
     "postprocess": StageResources(memory.NNUNET_BASE_MB),
-    "statistics": StageResources(memory.VALIDATE_BASE_MB),
+    "statistics": StageResources(memory.VALIDATE_BASE_MB, from_geometry=statistics_mb_from_geometry),
 }
 
 
@@ -65,7 +73,10 @@ def estimated_mb(stage: str, case: Case, validated: StageRecord | None) -> int:
     if stage == "validate":
         return memory.validate_memory_mb(case.files())
     estimates = validated.estimates if validated else {}
-    return int(estimates.get(f"{stage}_mb", stage_resources(stage).base_mb))
+    if f"{stage}_mb" in estimates:
+        return int(estimates[f"{stage}_mb"])
+    line, geometry = stage_resources(stage), validated.details.get("geometry") if validated else None
+    return line.from_geometry(geometry) if line.from_geometry and geometry else line.base_mb
 
 
 def estimated_s(stage: str, case: Case, validated: StageRecord | None) -> int:
