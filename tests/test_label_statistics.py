@@ -52,10 +52,10 @@ def test_case_notes_name_empty_labels_and_labels_at_the_border():
 
 
 def test_a_volume_far_from_the_runs_is_noted_with_its_robust_z_score():
-    volumes = {"liver": {f"c{i}": 1500.0 + 10 * i for i in range(8)} | {"huge": 9000.0},
+    volumes = {"liver": {f"c{i}": 1500.0 + 10 * i for i in range(9)} | {"huge": 9000.0},
                "few": {"a": 1.0, "b": 1000.0}}
     notes = volume_outliers(volumes)
     assert list(notes) == ["huge"]
     assert notes["huge"][0].startswith("label liver volume 9e+03 ml is far from the run's median 1.54e+03 ml")
-    assert "over 9 cases" in notes["huge"][0]
+    assert "over 10 cases" in notes["huge"][0]
     assert list(robust_z(np.array([1.0, 1.0, 1.0]))) == [0, 0, 0]

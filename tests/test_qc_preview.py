@@ -1,25 +1,19 @@
-"""QC previews: three planes through the segmented region at the physical aspect, labels coloured over a
+"""QC previews: the three fullest planes of the segmentation at the physical aspect, labels coloured over a
 robust window of the first channel, written as a PNG."""
 
 import numpy as np
 from PIL import Image
 
-from nnunet_workflow.qc_preview import (
-    GAP_PIXELS,
-    PALETTE,
-    PLANE_PIXELS,
-    centre_of_segmentation,
-    render_preview,
-    write_png,
-)
+from nnunet_workflow.qc_preview import GAP_PIXELS, PALETTE, PLANE_PIXELS, fullest_planes, render_preview, write_png
 
 
-def test_the_planes_cross_at_the_segmented_region_and_show_its_colour(tmp_path):
+def test_each_plane_is_the_fullest_and_shows_the_labels_colour(tmp_path):
     channel = np.zeros((20, 30, 40), dtype=np.float32)
     channel[:, :, 20:] = 100.0
     seg = np.zeros(channel.shape, dtype=np.uint8)
     seg[4:7, 10:13, 30:33] = 2
-    assert centre_of_segmentation(seg) == (5, 11, 31)
+    seg[15, 0, 0] = 1  # a single voxel elsewhere: not where the planes go
+    assert fullest_planes(seg) == (4, 10, 30)
     rgb = render_preview(channel, seg, (2.0, 1.0, 1.0))
     # the longest physical side (40 mm along axis 2, and axis 0's 20 x 2 mm) is PLANE_PIXELS long
     assert rgb.dtype == np.uint8 and rgb.shape[0] == PLANE_PIXELS
@@ -34,8 +28,8 @@ def test_the_planes_cross_at_the_segmented_region_and_show_its_colour(tmp_path):
     assert np.array_equal(np.asarray(Image.open(tmp_path / "qc" / "case.png")), rgb)
 
 
-def test_an_empty_segmentation_is_drawn_through_the_image_centre_and_a_2d_case_as_one_plane():
+def test_an_empty_segmentation_is_drawn_through_the_middle_and_a_2d_case_as_one_plane():
     seg = np.zeros((1, 10, 12), dtype=np.uint8)
-    assert centre_of_segmentation(seg) == (0, 5, 6)
+    assert fullest_planes(seg) == (0, 5, 6)
     rgb = render_preview(np.arange(120, dtype=np.float32).reshape(seg.shape), seg, (999.0, 1.0, 1.0))
     assert rgb.shape == (round(10 * PLANE_PIXELS / 12), PLANE_PIXELS, 3)

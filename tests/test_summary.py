@@ -53,9 +53,9 @@ def test_statistics_have_a_column_of_their_own_and_a_table_with_the_runs_volume_
     layout = Layout(tmp_path)
     stages = ("validate", "export", "statistics")
     records = {}
-    for index in range(6):
+    for index in range(12):
         case = f"c{index}"
-        volume = 50.0 if index == 5 else 10.0 + index / 10
+        volume = 50.0 if index == 11 else 10.0 + index / 10
         labels = [{"label": "sphere", "value": 1, "voxels": int(volume * 1000), "volume_ml": volume, "border": "",
                    "T1_mean": 400.0}, {"label": "box", "value": 2, "voxels": 0, "volume_ml": 0.0, "border": "",
                                        "T1_mean": None}]
@@ -75,10 +75,10 @@ def test_statistics_have_a_column_of_their_own_and_a_table_with_the_runs_volume_
     assert set(table["status"]) == {"done"} and set(table["stage"]) == {"export"}
     assert rows["c4"]["statistics"] == "failed: out_of_memory: killed" and rows["c1"]["statistics"] == "done"
     assert rows["c0"]["plausibility"] == "input: channel 0000 (T1): 0.00% ...; output: label box is empty"
-    assert rows["c5"]["plausibility"].startswith("output: label box is empty; output: label sphere volume 50 ml is "
-                                                 "far from the run's median 10.2 ml")
+    assert rows["c11"]["plausibility"].startswith("output: label box is empty; output: label sphere volume 50 ml is "
+                                                  "far from the run's median 10.6 ml (robust z +")
     assert rows["c4"]["plausibility"] == ""
     statistics = pd.read_csv(layout.statistics(), sep="\t")
     assert list(statistics.columns[:6]) == ["case", "label", "value", "voxels", "volume_ml", "border"]
-    assert len(statistics) == 10 and "c4" not in set(statistics["case"])
-    assert statistics["T1_mean"].isna().sum() == 5
+    assert len(statistics) == 22 and "c4" not in set(statistics["case"])
+    assert statistics["T1_mean"].isna().sum() == 11

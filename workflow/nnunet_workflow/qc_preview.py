@@ -1,6 +1,6 @@
-"""A QC preview of one case: three orthogonal planes through the segmented region, the labels coloured over
-the first channel in a robust intensity window, drawn at the voxels' physical aspect. Pure rendering to an
-RGB array, and an atomic PNG writer around it."""
+"""A QC preview of one case: three orthogonal planes, each the one with the most segmented voxels, the labels
+coloured over the first channel in a robust intensity window, drawn at the voxels' physical aspect. Pure
+rendering to an RGB array, and an atomic PNG writer around it."""
 
 from __future__ import annotations
 
@@ -31,14 +31,15 @@ def window(channel: np.ndarray) -> tuple[float, float]:
     return float(low), float(high if high > low else low + 1)
 
 
-def centre_of_segmentation(seg: np.ndarray) -> tuple[int, ...]:
-    """The voxel where the three planes cross: the centre of the labelled voxels' bounding box, else the
-    image's centre."""
-    indices = [np.flatnonzero(np.any(seg > 0, axis=tuple(a for a in range(seg.ndim) if a != axis)))
-               for axis in range(seg.ndim)]
-    if any(len(i) == 0 for i in indices):
-        return tuple(n // 2 for n in seg.shape)
-    return tuple(int((i[0] + i[-1]) // 2) for i in indices)
+def fullest_planes(seg: np.ndarray) -> tuple[int, ...]:
+    """For each axis, the index of the plane across it with the most labelled voxels (the middle one where
+    nothing is labelled), so every plane shows segmented structures even where they lie apart."""
+    labelled = seg > 0
+    planes = []
+    for axis in range(seg.ndim):
+        counts = np.count_nonzero(labelled, axis=tuple(a for a in range(seg.ndim) if a != axis))
+        planes.append(int(np.argmax(counts)) if counts.any() else seg.shape[axis] // 2)
+    return tuple(planes)
 
 
 def _plane_rgb(image: np.ndarray, labels: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -60,13 +61,13 @@ def _resize(rgb: np.ndarray, spacing: Sequence[float], scale: float) -> np.ndarr
 
 
 def render_preview(channel: np.ndarray, seg: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
-    """An RGB (H, W, 3) uint8 picture: for a 3D case the planes across axis 0, 1 and 2 through the segmented
-    region side by side (axis 0 first: the axial plane of a scan read by nnU-Net's SimpleITK reader); for a 2D
-    case (one plane along axis 0) that plane. Axes 1 and 2 flipped where needed are not guessed: arrays are
-    drawn as stored, rows down."""
+    """An RGB (H, W, 3) uint8 picture: for a 3D case the fullest planes across axis 0, 1 and 2 side by side
+    (axis 0 first: the axial plane of a scan read by nnU-Net's SimpleITK reader), with axis 0 pointing up in
+    the other two; for a 2D case (one plane along axis 0) that plane. Rows and columns are otherwise drawn as
+    the array stores them (no orientation is guessed)."""
     spacing = [float(s) for s in spacing[-seg.ndim:]]
     low, high = window(channel)
-    centre = centre_of_segmentation(seg)
+    centre = fullest_planes(seg)
     axes = [0] if seg.shape[0] == 1 else [0, 1, 2]
     planes = []
     for axis in axes:
