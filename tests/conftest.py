@@ -48,7 +48,7 @@ def write_image(path, size=(20, 18, 16), spacing=(1.0, 1.0, 1.0), origin=None, d
 
 @pytest.fixture(scope="session")
 def demo() -> dict:
-    """The built-in demo (built into .demo/ on first use, ~20 min on 2 cores): model, input, truth, case ids."""
+    """The built-in demo (built into .demo/ on first use, ~2 min on 2 cores): model, input, truth, case ids."""
     from nnunet_workflow.cases import discover_cases
     from nnunet_workflow.dev.demo_model import prepare_demo
 
