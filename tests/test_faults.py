@@ -57,3 +57,28 @@ def test_the_schema_allows_every_action_and_no_other():
     pattern = schema["properties"]["faults"]["additionalProperties"]["pattern"]
     assert all(re.match(pattern, f"predict:{action}") for action in FAULT_ACTIONS)
     assert not re.match(pattern, "predict:explode") and not re.match(pattern, "summary:kill")
+
+
+class Predictor:
+    perform_everything_on_device = True
+
+    def predict_logits_from_preprocessed_data(self, data):
+        return "logits"
+
+
+def test_a_gpu_oom_fault_fails_prediction_only_while_everything_is_on_the_device():
+    from nnunet_workflow.failures import error_kind
+
+    seen = []
+
+    def handle(predictor, job):
+        try:
+            predictor.predict_logits_from_preprocessed_data(None)
+        except Exception as error:  # noqa: BLE001
+            seen.append(error_kind(error))
+        predictor.perform_everything_on_device = False  # reaches the wrapped predictor
+        return predictor.predict_logits_from_preprocessed_data(None)
+
+    state = Predictor()
+    assert with_faults(handle)(state, Job("gpu_oom")) == "logits"
+    assert seen == ["gpu_out_of_memory"] and state.perform_everything_on_device is False

@@ -90,3 +90,19 @@ def test_export_skips_a_case_not_predicted(predicted):
     jobs, _, _ = predicted
     record = run_one(EXPORT, jobs["broken"])
     assert record.status == "skipped" and not jobs["broken"].layout.segmentation("broken", ".nii.gz").exists()
+
+
+def test_a_case_out_of_gpu_memory_is_predicted_again_with_the_logits_on_the_host(demo, predicted):
+    """An injected GPU out-of-memory error while everything is on the device: the case is predicted again with
+    perform_everything_on_device=False, its logits equal to those of the plain prediction, and it says so."""
+    jobs, _, cases = predicted
+    case = cases[0]
+    job = replace(jobs[case], attempt="a1", fault="gpu_oom")
+    plain = np.load(job.layout.logits(case, "a1"))
+    record = run_one(PREDICT, job)
+    assert record.done, record.message
+    assert record.details["logits_on_host"] is True
+    assert record.warnings == ["predict ran out of GPU memory (OutOfMemoryError: CUDA out of memory (injected "
+                               "fault)); predicted again with the logits kept in host memory "
+                               "(perform_everything_on_device=False, same results)"]
+    assert np.array_equal(np.load(job.layout.logits(case, "a1")), plain)

@@ -1,6 +1,7 @@
 """Test-only faults: the config's `faults: {case: "stage:action"}` makes that case's worker SIGKILL
-itself, run out of memory, stall until killed or raise in that stage. A fault is carried by the case's
-job and applied by a wrapper around the stage's handler, so no stage knows about faults."""
+itself, run out of memory, stall until killed or raise in that stage, or (predict) run out of GPU memory
+while its logits are on the device. A fault is carried by the case's job and applied by a wrapper around
+the stage's handler, so no stage knows about faults."""
 
 from __future__ import annotations
 
@@ -8,7 +9,31 @@ import os
 import signal
 import time
 
-FAULT_ACTIONS = ("kill", "oom", "stall", "raise")
+FAULT_ACTIONS = ("kill", "oom", "stall", "raise", "gpu_oom")
+
+
+class OutOfMemoryError(RuntimeError):
+    """Stands in for torch.cuda.OutOfMemoryError (same name, so classified as gpu_out_of_memory)."""
+
+
+class OutOfMemoryOnDevice:
+    """A predictor whose prediction runs out of GPU memory while it keeps everything on the device
+    (`perform_everything_on_device`), and works as the predictor it wraps otherwise."""
+
+    def __init__(self, predictor):
+        object.__setattr__(self, "_predictor", predictor)
+
+    def __getattr__(self, name):
+        return getattr(self._predictor, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._predictor, name, value)
+
+    def predict_logits_from_preprocessed_data(self, data):
+        if self._predictor.perform_everything_on_device:
+            print("injecting fault 'gpu_oom'", flush=True)
+            raise OutOfMemoryError("CUDA out of memory (injected fault)")
+        return self._predictor.predict_logits_from_preprocessed_data(data)
 
 
 def fault_for(faults: dict, case: str, stage: str) -> str | None:
@@ -47,8 +72,11 @@ def with_faults(handle):
     """`handle(state, job)` that first injects the job's fault, if it has one."""
 
     def handle_with_faults(state, job):
-        if getattr(job, "fault", None):
-            inject_fault(job.fault)
+        fault = getattr(job, "fault", None)
+        if fault == "gpu_oom":
+            return handle(OutOfMemoryOnDevice(state), job)
+        if fault:
+            inject_fault(fault)
         return handle(state, job)
 
     return handle_with_faults

@@ -104,5 +104,9 @@ class Layout:
     def plan(self) -> Path:
         return self.results / WORK / "plan.json"
 
+    def gpu_locks(self) -> Path:
+        """One lock file per GPU, held by the predict job using it (gpu_slots)."""
+        return self.results / WORK / "gpus"
+
     def run_lock(self) -> Path:
         return self.results / WORK / "run.lock"

@@ -18,6 +18,8 @@ class BatchManifest:
     pid: int
     # predict's worker loads the model when it starts: one load per worker start
     model_loads: int | None = None
+    # the GPU the job claimed for its worker (gpu_slots), where it claims one
+    gpu: str | None = None
 
     def records(self) -> dict[str, StageRecord]:
         """The stage record of each case of the batch, read from where the manifest says."""

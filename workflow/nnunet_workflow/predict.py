@@ -6,9 +6,12 @@ model again) and the batch goes on with the next case.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .atomic_files import atomic_path
+from .failures import error_kind, error_message
 from .job import CaseJob, RunOptions
 from .model import ModelInfo
 from .stage import Stage
@@ -55,6 +58,29 @@ def load_predictor(model: ModelInfo, options: RunOptions):
     return predictor
 
 
+def predict_on_host_after_gpu_oom(predictor, data) -> tuple[np.ndarray, list[str]]:
+    """The logits, and a warning when the case ran out of GPU memory with everything on the device and was
+    predicted again with the logits kept in host memory (nnU-Net's perform_everything_on_device=False: the
+    same results, slower). nnU-Net itself falls back so inside its sliding window; this catches the rest."""
+    try:
+        return predictor.predict_logits_from_preprocessed_data(data).cpu().detach().numpy(), []
+    except Exception as error:  # noqa: BLE001 - only a GPU out-of-memory error is retried
+        if error_kind(error) != "gpu_out_of_memory" or not predictor.perform_everything_on_device:
+            raise
+        reason = error_message(error)
+    from nnunetv2.utilities.helpers import empty_cache
+
+    empty_cache(predictor.device)
+    print(f"out of GPU memory ({reason}); predicting again with the logits in host memory", flush=True)
+    predictor.perform_everything_on_device = False
+    try:
+        logits = predictor.predict_logits_from_preprocessed_data(data).cpu().detach().numpy()
+    finally:
+        predictor.perform_everything_on_device = True
+    return logits, [f"predict ran out of GPU memory ({reason}); predicted again with the logits kept in host "
+                    "memory (perform_everything_on_device=False, same results)"]
+
+
 def predict_case(predictor, job: CaseJob) -> dict:
     """Predict the logits of one preprocessed case and save them (float16, as nnU-Net hands them to export)."""
     import torch
@@ -62,10 +88,12 @@ def predict_case(predictor, job: CaseJob) -> dict:
     print(f"predicting {job.id}", flush=True)
     data = np.load(job.preprocessed())
     data = torch.from_numpy(data).to(dtype=torch.float32, memory_format=torch.contiguous_format)
-    logits = predictor.predict_logits_from_preprocessed_data(data).cpu().detach().numpy()
+    logits, warnings = predict_on_host_after_gpu_oom(predictor, data)
     with atomic_path(job.logits(), suffix=".npy") as temp:
         np.save(temp, logits)
-    return {"logits_shape": list(logits.shape), "logits_dtype": str(logits.dtype)}
+    return {"logits_shape": list(logits.shape), "logits_dtype": str(logits.dtype), "device": str(predictor.device),
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "logits_on_host": bool(warnings),
+            "warnings": warnings}
 
 
 PREDICT = Stage("predict", handle=predict_case, needs="preprocess", setup=load_predictor,

@@ -10,7 +10,6 @@ line per directive; a new stage is one line in STAGE_RESOURCES.
 from __future__ import annotations
 
 import math
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from . import memory, timeouts
 from .available_memory import available_memory_mb
 from .cases import Case
+from .gpu_slots import visible_gpu_ids
 from .job import CaseJob
 from .manifest import BatchManifest
 from .plan import RunPlan
@@ -157,11 +157,7 @@ def default_budget_mb(available_mb: int | None = None) -> int:
 
 def visible_gpus(environ=None, devices="/dev") -> int:
     """NVIDIA GPUs this process may use (CUDA_VISIBLE_DEVICES, else /dev/nvidiaN), without importing torch."""
-    environ = os.environ if environ is None else environ
-    visible = environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
-    return len([n for n in os.listdir(devices) if n.startswith("nvidia") and n[len("nvidia"):].isdigit()])
+    return len(visible_gpu_ids(environ, devices))
 
 
 def apply_local_budgets(global_resources: dict, runs_locally: bool) -> int | None:

@@ -3,9 +3,13 @@ for every stage rule, and one for the summary."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+from dataclasses import replace
+
 from .batch import fresh_log, run_batch
 from .cases import Case
 from .faults import fault_for
+from .gpu_slots import one_gpu_for_this_job
 from .job import CaseJob, RunOptions
 from .layout import Layout, member_dir, previous_stage_dir
 from .manifest import BatchManifest
@@ -94,9 +98,13 @@ def run_stage(smk) -> None:
     upstream = {name: BatchManifest.load(smk.input[name]) for name in stages if name in smk.input.keys()}
     jobs = batch_jobs(stage.name, config, smk.params.cases, upstream, smk.wildcards.batch, smk.threads,
                       smk.resources.mem_mb, smk.params.get("max_job_mb"), members)
-    run_batch(stage, jobs, log, smk.resources.mem_mb).save(smk.output.manifest)
+    layout = Layout(config["results"])
+    claim = one_gpu_for_this_job(layout.gpu_locks(), config["device"]) if stage.loads_model else nullcontext()
+    with claim as gpu:
+        manifest = run_batch(stage, jobs, log, smk.resources.mem_mb)
+    replace(manifest, gpu=gpu).save(smk.output.manifest)
     if stage.name == list(stages)[-1]:
-        report_progress(Layout(config["results"]), stage.name)
+        report_progress(layout, stage.name)
 
 
 def run_summary(smk) -> None:

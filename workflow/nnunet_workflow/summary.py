@@ -55,7 +55,7 @@ def case_row(case: str, attempt: str, records: dict[str, StageRecord], layout: L
     """The summary row of one case, from the records of its current attempt through the run's stages."""
     row = {"case": case, "status": PENDING, "stage": "", "kind": "", "message": "", "output": "", "batch": "",
            "attempt": attempt, "log": str(layout.log("validate", case, attempt)), "provenance": "", "preview": "",
-           "plausibility": "; ".join(plausibility_notes(records, run_notes))}
+           "plausibility": "; ".join(plausibility_notes(records, run_notes)), "warnings": ""}
     segmenting = [stage for stage in stages if stage not in AFTER_SEGMENTATION]
     for stage in stages:
         record = records.get(stage)
@@ -69,8 +69,8 @@ def case_row(case: str, attempt: str, records: dict[str, StageRecord], layout: L
             continue
         if stage == "predict" and record:
             row["batch"] = record.batch or ""
-        if stage == "validate":
-            row["warnings"] = "; ".join(record.warnings) if record else ""
+        if record is not None and record.warnings:  # validate's, and e.g. predict's after a GPU retry
+            row["warnings"] = "; ".join(filter(None, (row.get("warnings"), *record.warnings)))
         if row["status"] != PENDING or record is None:
             continue
         row["log"] = str(layout.log(stage, case, attempt))
