@@ -95,9 +95,13 @@ def test_export_skips_a_case_not_predicted(predicted):
 def test_a_case_out_of_gpu_memory_is_predicted_again_with_the_logits_on_the_host(demo, predicted):
     """An injected GPU out-of-memory error while everything is on the device: the case is predicted again with
     perform_everything_on_device=False, its logits equal to those of the plain prediction, and it says so."""
+    import shutil
+
     jobs, _, cases = predicted
     case = cases[0]
-    job = replace(jobs[case], attempt="a1", fault="gpu_oom")
+    job = replace(jobs[case], attempt="a9", fault="gpu_oom")  # an attempt of its own: a1's record is done
+    job.layout.attempt_dir(case, "a9").mkdir()
+    shutil.copy(job.layout.preprocessed(case, "a1"), job.layout.preprocessed(case, "a9"))
     plain = np.load(job.layout.logits(case, "a1"))
     record = run_one(PREDICT, job)
     assert record.done, record.message
@@ -105,4 +109,4 @@ def test_a_case_out_of_gpu_memory_is_predicted_again_with_the_logits_on_the_host
     assert record.warnings == ["predict ran out of GPU memory (OutOfMemoryError: CUDA out of memory (injected "
                                "fault)); predicted again with the logits kept in host memory "
                                "(perform_everything_on_device=False, same results)"]
-    assert np.array_equal(np.load(job.layout.logits(case, "a1")), plain)
+    assert np.array_equal(np.load(job.layout.logits(case, "a9")), plain)

@@ -17,20 +17,24 @@ class OutOfMemoryError(RuntimeError):
 
 
 class OutOfMemoryOnDevice:
-    """A predictor whose prediction runs out of GPU memory while it keeps everything on the device
-    (`perform_everything_on_device`), and works as the predictor it wraps otherwise."""
+    """A predictor that keeps everything on the device (`perform_everything_on_device`, as nnU-Net's does on a
+    GPU, even where it predicts on the CPU) and runs out of GPU memory there; once told to keep its results in
+    host memory, it predicts as the predictor it wraps."""
 
     def __init__(self, predictor):
         object.__setattr__(self, "_predictor", predictor)
+        object.__setattr__(self, "perform_everything_on_device", True)
 
     def __getattr__(self, name):
         return getattr(self._predictor, name)
 
     def __setattr__(self, name, value):
+        if name == "perform_everything_on_device":
+            object.__setattr__(self, name, value)
         setattr(self._predictor, name, value)
 
     def predict_logits_from_preprocessed_data(self, data):
-        if self._predictor.perform_everything_on_device:
+        if self.perform_everything_on_device:
             print("injecting fault 'gpu_oom'", flush=True)
             raise OutOfMemoryError("CUDA out of memory (injected fault)")
         return self._predictor.predict_logits_from_preprocessed_data(data)
