@@ -15,7 +15,7 @@ from .manifest import BatchManifest
 from .pipeline import AFTER_SEGMENTATION, STAGE_NAMES
 from .provenance import run_key_of
 from .records import DONE, FAILED, StageRecord
-from .statistics_table import run_outliers, statistics_rows, write_statistics
+from .statistics_table import STATISTICS_STAGE, run_outliers, statistics_rows, write_statistics
 
 PENDING = "pending"
 COLUMNS = ["case", "status", "stage", "kind", "message", "output", "log", "batch", "attempt", "warnings",
@@ -44,7 +44,7 @@ def outcome(record: StageRecord | None) -> str:
 def plausibility_notes(records: dict[str, StageRecord], run_notes=()) -> list[str]:
     """What validate found implausible in the input, and the statistics in the output (with the run's notes on
     the case's volumes)."""
-    validated, statistics = records.get("validate"), records.get("statistics")
+    validated, statistics = records.get("validate"), records.get(STATISTICS_STAGE)
     notes = [f"input: {note}" for note in (validated.details.get("plausibility", []) if validated else [])]
     output = [*(statistics.details.get("output_notes", []) if statistics and statistics.done else []), *run_notes]
     return notes + [f"output: {note}" for note in output]
