@@ -81,19 +81,32 @@ def predict_on_host_after_gpu_oom(predictor, data) -> tuple[np.ndarray, list[str
                     "memory (perform_everything_on_device=False, same results)"]
 
 
+def gpu_peaks(device) -> dict:
+    """The case's peak on the GPU since the last reset: what torch's caching allocator held (`gpu_peak_mb`, close
+    to what nvidia-smi shows less the CUDA context) and what its tensors used (`gpu_peak_allocated_mb`)."""
+    import torch
+
+    return {"gpu_peak_mb": round(torch.cuda.max_memory_reserved(device) / 2**20, 1),
+            "gpu_peak_allocated_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)}
+
+
 def predict_case(predictor, job: CaseJob) -> dict:
     """Predict the logits of one preprocessed case and save them (float16, as nnU-Net hands them to export)."""
     import torch
 
     print(f"predicting {job.id}", flush=True)
+    on_gpu = predictor.device.type == "cuda"
+    if on_gpu:
+        torch.cuda.reset_peak_memory_stats(predictor.device)
     data = np.load(job.preprocessed())
     data = torch.from_numpy(data).to(dtype=torch.float32, memory_format=torch.contiguous_format)
     logits, warnings = predict_on_host_after_gpu_oom(predictor, data)
+    gpu = gpu_peaks(predictor.device) if on_gpu else {}
     with atomic_path(job.logits(), suffix=".npy") as temp:
         np.save(temp, logits)
     return {"logits_shape": list(logits.shape), "logits_dtype": str(logits.dtype), "device": str(predictor.device),
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "logits_on_host": bool(warnings),
-            "warnings": warnings}
+            "warnings": warnings, **gpu}
 
 
 PREDICT = Stage("predict", handle=predict_case, needs="preprocess", setup=load_predictor,
