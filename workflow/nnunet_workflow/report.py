@@ -72,8 +72,6 @@ def write_thumbnails(summary: pd.DataFrame, folder) -> dict[str, Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = {}
-    if "preview" not in summary.columns:
-        return written
     for case, preview in zip(summary["case"], summary["preview"]):
         if preview and Path(preview).is_file():
             written[str(case)] = folder / f"{case}.png"
@@ -108,8 +106,6 @@ def _volume_table(statistics: pd.DataFrame) -> pd.DataFrame:
 
 
 def _previews(summary: pd.DataFrame, start: Path, thumbnails: dict[str, Path]) -> str:
-    if "preview" not in summary.columns:
-        return "<p>No previews (statistics are off).</p>"
     shown = summary[summary["preview"].astype(str) != ""]
     flagged = shown["plausibility"].astype(str) != ""
     shown = pd.concat([shown[flagged], shown[~flagged]])
@@ -125,7 +121,8 @@ def _previews(summary: pd.DataFrame, start: Path, thumbnails: dict[str, Path]) -
         else:
             image = "(not embedded)"
         figures.append(f'<figure><a href="{link}">{image}</a><figcaption>{name}</figcaption></figure>')
-    return f'<div class="previews">{"".join(figures)}</div>' if figures else "<p>No previews yet.</p>"
+    return (f'<div class="previews">{"".join(figures)}</div>' if figures
+            else "<p>No previews: statistics are off, or no case is segmented yet.</p>")
 
 
 def render_report(summary: pd.DataFrame, statistics: pd.DataFrame | None, results: Path,
