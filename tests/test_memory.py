@@ -83,3 +83,18 @@ def test_a_cascade_stage_reserves_for_the_previous_stage_segmentation_and_its_on
         assert estimates[f"prev_{stage}_mb"] == memory.stage_estimates(ct, spacing, 2, 2, lowres)[f"{stage}_mb"]
         assert estimates[f"prev_{stage}_timeout_s"] > 0
     assert estimates["prev_voxels_resampled"] < estimates["voxels_resampled"]
+
+
+def test_the_statistics_estimate_is_the_runs_own_and_only_when_statistics_run(two_channel_model):
+    """Statistics run once per case after the segmentation: one estimate at the top, none for a cascade's previous
+    stage, and none when they are off (a case is never refused for a stage that does not run)."""
+    from nnunet_workflow.validate import case_estimates
+
+    ct, spacing = [300, 512, 512], [2.5, 0.7, 0.7]
+    cascade = replace(two_channel_model, configuration="3d_cascade_fullres",
+                      previous_stage=replace(two_channel_model, configuration="3d_lowres"))
+    on = case_estimates(ct, spacing, 2, 2, cascade, False, statistics=True)
+    assert on["statistics_mb"] == memory.statistics_mb(300 * 512 * 512, 2) and on["statistics_timeout_s"] > 300
+    assert not [key for key in on if key.endswith(("statistics_mb", "statistics_timeout_s"))
+                and key not in ("statistics_mb", "statistics_timeout_s")]
+    assert not [key for key in case_estimates(ct, spacing, 2, 2, cascade, False) if "statistics" in key]

@@ -26,13 +26,15 @@ class RunOptions:
     postprocessing: str | None = None  # a postprocessing.pkl applied after export (stage postprocess)
     max_job_mb: int | None = None  # a case estimated to need more in some stage is refused at validate
     plausibility: str = "warn"  # input plausibility against the training data: warn, fail or off
+    statistics: bool = False  # the statistics stage runs after the segmentation
 
     @classmethod
     def from_config(cls, config: dict, threads: int = 1, max_job_mb: int | None = None) -> RunOptions:
         return cls(step_size=config["step_size"], tta=config["tta"], device=config["device"], threads=threads,
                    save_probabilities=config["save_probabilities"],
                    keep_intermediates=config["keep_intermediates"], max_job_mb=max_job_mb,
-                   postprocessing=config.get("postprocessing"), plausibility=config.get("plausibility", "warn"))
+                   postprocessing=config.get("postprocessing"), plausibility=config.get("plausibility", "warn"),
+                   statistics=config.get("statistics", False))
 
 
 @dataclass(frozen=True)

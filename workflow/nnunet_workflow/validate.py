@@ -268,10 +268,10 @@ def ensemble_estimates(shape, spacing, channels, bytes_per_voxel, members, save_
 
 
 def case_estimates(shape, spacing, channels, bytes_per_voxel, model: ModelInfo, save_probabilities,
-                   postprocessing: bool = False, ensemble=()) -> dict:
+                   postprocessing: bool = False, ensemble=(), statistics: bool = False) -> dict:
     """Memory and time estimates of every later stage of a case; a cascade's previous stage's under
     `prev_` names (its own target spacing and classes); an ensemble's members' under `m{i}_` names and the
-    ensemble's; postprocess's when it runs."""
+    ensemble's; postprocess's and statistics' when they run."""
     if len(ensemble) > 1:
         estimates = ensemble_estimates(shape, spacing, channels, bytes_per_voxel, ensemble, save_probabilities)
     else:
@@ -284,9 +284,10 @@ def case_estimates(shape, spacing, channels, bytes_per_voxel, model: ModelInfo, 
     if postprocessing:
         estimates["postprocess_mb"] = memory.postprocess_mb(estimates["voxels"])
         estimates["postprocess_timeout_s"] = timeouts.postprocess_timeout_s(estimates["voxels"], model.num_classes)
-    estimates["statistics_mb"] = memory.statistics_mb(estimates["voxels"], channels)
-    estimates["statistics_timeout_s"] = timeouts.statistics_timeout_s(estimates["voxels"], channels,
-                                                                      model.num_classes)
+    if statistics:
+        estimates["statistics_mb"] = memory.statistics_mb(estimates["voxels"], channels)
+        estimates["statistics_timeout_s"] = timeouts.statistics_timeout_s(estimates["voxels"], channels,
+                                                                          model.num_classes)
     return estimates
 
 
@@ -319,7 +320,7 @@ def inspect_case(reference: TrainingReference | None, job: CaseJob) -> dict:
     bytes_per_voxel = max(h["bytes_per_voxel"] for h in headers)
     channels = model.num_channels
     estimates = case_estimates(shape, spacing, channels, bytes_per_voxel, model, job.options.save_probabilities,
-                               bool(job.options.postprocessing), job.ensemble)
+                               bool(job.options.postprocessing), job.ensemble, job.options.statistics)
     check_memory(estimates, job.options.max_job_mb)
     # the training cases' spacing range, where the fingerprint gives it, says more than the target spacing
     warnings = [] if reference is not None and reference.spacing_range else spacing_warnings(spacing, model)
