@@ -65,6 +65,10 @@ def _range(figures: Sequence[float]) -> str:
     return f"{figures[0]:.4g} to {figures[-1]:.4g}"
 
 
+def _name(index: int, names: Sequence[str]) -> str:
+    return names[index] if index < len(names) else str(index)
+
+
 def _channel(index: int, names: Sequence[str]) -> str:
     return f"channel {index:04d} ({names[index]})" if index < len(names) else f"channel {index:04d}"
 
@@ -89,10 +93,10 @@ def intensity_notes(figures: Sequence[dict], reference: TrainingReference, names
         swapped |= {i, j}
         notes.append(
             f"{_channel(i, names)} and {_channel(j, names)} look swapped: {figures[i]['in_range'][j]:.1%} of "
-            f"{_channel(i, names)}'s voxels lie in {names[j] if j < len(names) else j}'s training foreground range "
+            f"{_channel(i, names)}'s voxels lie in {_name(j, names)}'s training foreground range "
             f"({_range(reference.intensities[j])}) and {figures[i]['in_range'][i]:.1%} in its own "
             f"({_range(reference.intensities[i])}); {figures[j]['in_range'][i]:.1%} of {_channel(j, names)}'s in "
-            f"{names[i] if i < len(names) else i}'s and {figures[j]['in_range'][j]:.1%} in its own")
+            f"{_name(i, names)}'s and {figures[j]['in_range'][j]:.1%} in its own")
     for index, found in enumerate(figures):
         if index in swapped or index >= len(reference.intensities):
             continue

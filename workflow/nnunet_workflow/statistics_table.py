@@ -8,8 +8,9 @@ import pandas as pd
 from .atomic_files import atomic_path
 from .output_checks import volume_outliers
 from .records import StageRecord
+from .statistics import STATISTICS
 
-STATISTICS_STAGE = "statistics"
+STATISTICS_STAGE = STATISTICS.name
 LEADING_COLUMNS = ["case", "label", "value", "voxels", "volume_ml", "border"]
 
 
