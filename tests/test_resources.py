@@ -83,7 +83,7 @@ def test_every_stage_of_a_case_has_a_resource_line():
     from nnunet_workflow.pipeline import ALL_STAGE_NAMES, STAGE_NAMES
 
     assert STAGE_NAMES == ("validate", "preprocess", "predict", "export")
-    assert tuple(resources.STAGE_RESOURCES) == (*STAGE_NAMES, "ensemble", "postprocess", "statistics")
+    assert tuple(resources.STAGE_RESOURCES) == (*STAGE_NAMES, "ensemble", "postprocess", "statistics", "dicom_seg")
     assert all(resources.stage_resources(stage) for stage in ALL_STAGE_NAMES)
 
 
@@ -95,6 +95,9 @@ def test_a_cascade_runs_its_previous_stage_first_through_copies_of_the_stages(tw
     cascade = replace(two_channel_model, previous_stage=replace(two_channel_model, configuration="3d_lowres"))
     assert stage_names_for(two_channel_model) == ("validate", "preprocess", "predict", "export")
     assert stage_names_for(cascade, postprocessing=True)[-2:] == ("export", "postprocess")
+    assert stage_names_for(cascade, True, True, True)[-4:] == ("export", "postprocess", "statistics", "dicom_seg")
+    with_all = stages_for(cascade, True, True, True)
+    assert with_all["statistics"].needs == with_all["dicom_seg"].needs == "postprocess"
     stages = stages_for(cascade)
     assert tuple(stages) == ("validate", "prev_preprocess", "prev_predict", "prev_export", "preprocess", "predict",
                              "export")

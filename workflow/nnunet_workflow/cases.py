@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CHANNEL_FILE_PATTERN = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})(?P<ending>\..+)$")
+# A channel given as a DICOM series: a folder CASE_XXXX holding the series' slice files.
+SERIES_FOLDER_PATTERN = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 CASE_COLUMN = "case"
 
 
@@ -44,11 +46,12 @@ def discover_cases(source, channel_names) -> dict[str, Case]:
 
 
 def cases_from_folder(folder: Path) -> dict[str, Case]:
-    """Group `CASE_XXXX.ext` files of a folder by case; other files are not cases and are left alone."""
+    """Group `CASE_XXXX.ext` files (and `CASE_XXXX` folders of a DICOM series) of a folder by case; other files
+    are not cases and are left alone."""
     cases: dict[str, Case] = {}
     for path in sorted(folder.iterdir()):
-        match = CHANNEL_FILE_PATTERN.match(path.name)
-        if path.name.startswith(".") or not match or path.is_dir():
+        match = (SERIES_FOLDER_PATTERN if path.is_dir() else CHANNEL_FILE_PATTERN).match(path.name)
+        if path.name.startswith(".") or not match:
             continue
         case = cases.setdefault(match["case"], Case(match["case"]))
         case.channels[int(match["channel"])] = str(path.resolve())
@@ -68,7 +71,8 @@ def _channel_index(column: str, channel_names) -> int:
 
 def cases_from_sample_sheet(sheet: Path, channel_names) -> dict[str, Case]:
     """Cases of a TSV with a `case` column and one column per channel (named as the model's channels
-    or by 4-digit index); relative paths are relative to the sheet's folder; empty cells are missing files."""
+    or by 4-digit index): an image file or a folder of one DICOM series; relative paths are relative to the
+    sheet's folder; empty cells are missing files."""
     with open(sheet, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     if not rows or CASE_COLUMN not in rows[0]:

@@ -10,7 +10,12 @@ INCOMPRESSIBLE_SHARE = 0.999
 GZIP_FRAME_BYTES = 4096
 
 def uncompressed_bytes(path) -> int:
-    """Size of an image file's content: for gzip files the size stored in their trailer, else the file size."""
+    """Size of an image file's content: for gzip files the size stored in their trailer, else the file size; for
+    a folder of a DICOM series, what its voxels may take in memory."""
+    if os.path.isdir(path):
+        from .dicom_series import SERIES_EXPANSION, folder_bytes
+
+        return SERIES_EXPANSION * folder_bytes(path)
     size = os.path.getsize(path)
     if not str(path).endswith(".gz") or size < 18:
         return size

@@ -61,6 +61,13 @@ class Layout:
         """An ensemble member's probabilities at the original geometry (float32, one channel per class)."""
         return self.attempt_dir(case, attempt) / member / "probabilities.npy"
 
+    def series_dir(self, case: str, attempt: str) -> Path:
+        return self.attempt_dir(case, attempt) / "series"
+
+    def series_volume(self, case: str, attempt: str, channel: int) -> Path:
+        """A channel given as a DICOM series, written as one volume file for nnU-Net's reader (dicom_series)."""
+        return self.series_dir(case, attempt) / f"{case}_{channel:04d}.mha"
+
     def manifest(self, batch: str, stage: str) -> Path:
         """The manifest of a stage's job for a batch: where its cases' records are, the worker's starts."""
         return self.results / WORK / "batches" / f"{batch}.{stage}.json"

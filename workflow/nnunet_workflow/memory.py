@@ -163,6 +163,14 @@ def statistics_mb(s0, c) -> int:
     return _mb(VALIDATE_BASE_MB, (4 * c + 4 + 1 + 1 + 8) * s0)
 
 
+def dicom_seg_mb(s0) -> int:
+    """A case's DICOM-SEG: the label map as read and its copy, highdicom's masks and bit-packed frames (a
+    segment's frame is rows x columns / 8 bytes in each slice it appears in). Measured on 512x512x300 with 1, 10
+    and 50 labels: 458 MB above a 162 MB worker whatever the labels (about 6 bytes per voxel); the estimate
+    keeps 10 (16 segments in every slice would add 2)."""
+    return _mb(VALIDATE_BASE_MB, 10 * s0)
+
+
 def validate_memory_mb(channel_files) -> int:
     """Validation reads one channel's voxels at a time: a base plus twice the largest channel's content."""
     largest = max((uncompressed_bytes(p) for p in channel_files if os.path.exists(p)), default=0)

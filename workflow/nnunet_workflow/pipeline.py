@@ -6,14 +6,16 @@ predict and export first (`prev_preprocess`, `prev_predict`, `prev_export`); its
 the previous stage's export of the case. An ensemble runs copies for each member (`m0_preprocess`, `m0_predict`,
 `m0_export`: its probabilities, `m1_...`; a cascade member `m1_prev_preprocess`, ... first), then `ensemble`.
 With a postprocessing.pkl, `postprocess` follows. With `statistics` on, `statistics` looks at the final
-segmentation last: a case is segmented without it, and a rerun that finds a segmentation without statistics
-runs it alone (`AFTER_SEGMENTATION`)."""
+segmentation, and with `dicom_seg` on, `dicom_seg` writes it as DICOM-SEG: a case is segmented without them,
+and a rerun that finds a segmentation without them runs them alone (`AFTER_SEGMENTATION`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
 
+from .dicom_seg import DICOM_SEG
+from .dicom_series import remove_volumes
 from .ensemble import ENSEMBLE
 from .export import EXPORT, EXPORT_MEMBER
 from .model import ModelInfo
@@ -28,7 +30,7 @@ PIPELINE = (VALIDATE, PREPROCESS, PREDICT, EXPORT)
 STAGE_NAMES = tuple(stage.name for stage in PIPELINE)
 # stages that look at a case's final segmentation: a case is done when it is segmented, and a segmented case
 # without their records runs them alone
-AFTER_SEGMENTATION = tuple(stage.name for stage in (STATISTICS,) if stage.after_segmentation)
+AFTER_SEGMENTATION = tuple(stage.name for stage in (STATISTICS, DICOM_SEG) if stage.after_segmentation)
 # the members an ensemble may have (stage names m0_... to m{N-1}_... are known to the plan)
 MAX_MEMBERS = 16
 
@@ -63,27 +65,42 @@ ALL_STAGE_NAMES = tuple(dict.fromkeys((VALIDATE.name, *(stage.name for stage in 
 
 
 def pipeline_for(models: ModelInfo | Sequence[ModelInfo], postprocessing: bool = False,
-                 statistics: bool = False) -> tuple[Stage, ...]:
+                 statistics: bool = False, dicom_seg: bool = False) -> tuple[Stage, ...]:
     """The stages of a run of one model or an ensemble's members, with a postprocessing.pkl or not, with
-    statistics or not, in order."""
+    statistics or not, with DICOM-SEG output or not, in order. The last stage that reads the images removes a
+    case's DICOM series volumes (dicom_seg reads the series' headers only)."""
     members = (models,) if isinstance(models, ModelInfo) else tuple(models)
     cascades = [member.previous_stage is not None for member in members]
     stages = ensemble_pipeline(cascades) if len(members) > 1 else (VALIDATE, *model_stages(cascades[0]))
     if postprocessing:
         stages = (*stages, replace(POSTPROCESS, needs=stages[-1].name))
+    segmenting = stages[-1].name
     if statistics:
-        stages = (*stages, replace(STATISTICS, needs=stages[-1].name))
+        stages = (*stages, replace(STATISTICS, needs=segmenting))
+    stages = (*stages[:-1], removing_series_volumes(stages[-1]))
+    if dicom_seg:
+        stages = (*stages, replace(DICOM_SEG, needs=segmenting))
     return stages
 
 
+def removing_series_volumes(stage: Stage) -> Stage:
+    """The run's last stage: once a case is through it, its DICOM series volumes are removed as well."""
+    def after(job, record) -> None:
+        if stage.after is not None:
+            stage.after(job, record)
+        remove_volumes(job, record)
+
+    return replace(stage, after=after)
+
+
 def stages_for(models: ModelInfo | Sequence[ModelInfo], postprocessing: bool = False,
-               statistics: bool = False) -> dict[str, Stage]:
-    return {stage.name: stage for stage in pipeline_for(models, postprocessing, statistics)}
+               statistics: bool = False, dicom_seg: bool = False) -> dict[str, Stage]:
+    return {stage.name: stage for stage in pipeline_for(models, postprocessing, statistics, dicom_seg)}
 
 
 def stage_names_for(models: ModelInfo | Sequence[ModelInfo], postprocessing: bool = False,
-                    statistics: bool = False) -> tuple[str, ...]:
-    return tuple(stage.name for stage in pipeline_for(models, postprocessing, statistics))
+                    statistics: bool = False, dicom_seg: bool = False) -> tuple[str, ...]:
+    return tuple(stage.name for stage in pipeline_for(models, postprocessing, statistics, dicom_seg))
 
 
 def segmenting_stage(names: Sequence[str]) -> str:

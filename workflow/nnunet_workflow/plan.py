@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 from .atomic_files import read_json, write_json
 from .cases import Case
+from .dicom_series import folder_bytes, is_series
 from .layout import Layout
 from .pipeline import ALL_STAGE_NAMES
 from .records import FAILED, StageRecord
@@ -74,8 +75,8 @@ def record_paths(layout: Layout, case: str, attempt: str) -> list:
 
 
 def input_bytes(case: Case) -> int:
-    """Total size on disk of a case's channel files (missing files count as 0)."""
-    return sum(os.path.getsize(p) for p in case.files() if os.path.exists(p))
+    """Total size on disk of a case's channel files or series folders (missing ones count as 0)."""
+    return sum(folder_bytes(p) if is_series(p) else os.path.getsize(p) for p in case.files() if os.path.exists(p))
 
 
 def memory_floors(records) -> dict:

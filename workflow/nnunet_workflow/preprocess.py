@@ -10,6 +10,7 @@ import pickle
 import numpy as np
 
 from .atomic_files import atomic_path
+from .dicom_series import image_files
 from .job import CaseJob
 from .layout import previous_stage_dir
 from .model import nnunet_plans
@@ -31,7 +32,7 @@ def preprocess_case(_state, job: CaseJob) -> dict:
     plans_manager, configuration_manager, dataset_json = nnunet_plans(job.model)
     preprocessor = configuration_manager.preprocessor_class(verbose=False)
     seg_file = previous_segmentation(job)
-    data, seg, properties = preprocessor.run_case(job.case.files(), None if seg_file is None else str(seg_file),
+    data, seg, properties = preprocessor.run_case(image_files(job), None if seg_file is None else str(seg_file),
                                                   plans_manager, configuration_manager, dataset_json)
     if seg_file is not None:  # as nnU-Net's preprocess_fromfiles_save_to_queue
         labels = plans_manager.get_label_manager(dataset_json).foreground_labels

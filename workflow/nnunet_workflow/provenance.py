@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .atomic_files import write_json
 from .cases import Case
+from .dicom_series import is_series, series_files_on_disk
 from .image_reading import SIDECAR_READERS, spacing_sidecar
 from .layout import Layout
 from .model import ModelInfo
@@ -81,10 +82,11 @@ def file_sha256(path) -> str:
 
 
 def input_files(case: Case, reader: str = "") -> list[str]:
-    """The files a case's result depends on: its channel files, and the spacing sidecar of a reader that has one."""
-    files = case.files()
-    if reader in SIDECAR_READERS and files:
-        files.append(str(spacing_sidecar(files[0])))
+    """The files a case's result depends on: its channel files (every file of a DICOM series folder), and the
+    spacing sidecar of a reader that has one."""
+    files = [str(f) for path in case.files() for f in (series_files_on_disk(path) if is_series(path) else [path])]
+    if reader in SIDECAR_READERS and case.files():
+        files.append(str(spacing_sidecar(case.files()[0])))
     return files
 
 

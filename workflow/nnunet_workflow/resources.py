@@ -52,6 +52,10 @@ def statistics_mb_from_geometry(geometry: dict) -> int:
     return memory.statistics_mb(math.prod(geometry["shape_nnunet"]), geometry["channels"])
 
 
+def dicom_seg_mb_from_geometry(geometry: dict) -> int:
+    return memory.dicom_seg_mb(math.prod(geometry["shape_nnunet"]))
+
+
 STAGE_RESOURCES = {
     "validate": StageResources(memory.VALIDATE_BASE_MB),
     "preprocess": StageResources(memory.NNUNET_BASE_MB),
@@ -60,6 +64,8 @@ STAGE_RESOURCES = {
     "ensemble": StageResources(memory.NNUNET_BASE_MB),
     "postprocess": StageResources(memory.NNUNET_BASE_MB),
     "statistics": StageResources(memory.VALIDATE_BASE_MB, from_geometry=statistics_mb_from_geometry),
+    "dicom_seg": StageResources(memory.VALIDATE_BASE_MB, default_timeout_s=1800,
+                                from_geometry=dicom_seg_mb_from_geometry),
 }
 
 

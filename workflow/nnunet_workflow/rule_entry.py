@@ -35,7 +35,8 @@ def members_from_config(config: dict):
 
 
 def run_stages(config: dict, members) -> dict:
-    return stages_for(members, bool(config.get("postprocessing")), config.get("statistics", False))
+    return stages_for(members, bool(config.get("postprocessing")), config.get("statistics", False),
+                      config.get("dicom_seg", False))
 
 
 def stage_of_rule(rule: str, wildcards) -> str:

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from .dicom_series import image_files
 from .failures import CaseError
 from .image_reading import reader_class
 from .job import CaseJob
@@ -39,7 +40,7 @@ def statistics_case(_state, job: CaseJob) -> dict:
         raise CaseError(f"{job.segmentation()}: the segmentation is not there (moved or deleted since it was written)")
     seg, _ = io.read_seg(str(job.segmentation()))
     seg = _smallest_int(seg[0])
-    images, properties = io.read_images(job.case.files())
+    images, properties = io.read_images(image_files(job))
     if images.shape[1:] != seg.shape:
         raise CaseError(f"segmentation {job.segmentation()} has shape {list(seg.shape)} but the images "
                          f"{list(images.shape[1:])}")

@@ -33,12 +33,13 @@ def collect_records(manifest_paths, record_paths) -> dict[str, dict[str, StageRe
 
 
 def outcome(record: StageRecord | None) -> str:
-    """A stage after the segmentation in a word or a sentence: done, failed (why), skipped, or '' (not run)."""
+    """A stage after the segmentation in a word or a sentence: done, failed (why), skipped, '' (not run), or what
+    the stage said instead of done (dicom_seg of a case without a DICOM series: none: ...)."""
     if record is None:
         return ""
     if record.status == FAILED:
         return f"{FAILED}: {record.kind or 'error'}: {record.message}"
-    return record.status
+    return record.details.get("outcome", record.status) if record.done else record.status
 
 
 def plausibility_notes(records: dict[str, StageRecord], run_notes=()) -> list[str]:

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import memory, timeouts
 from .cases import Case
+from .dicom_series import is_series, write_volume
 from .failures import CaseError
 from .image_reading import SIMPLEITK_READERS, read_with_model_reader, reader_class
 from .input_plausibility import TrainingReference, channel_figures, intensity_notes, load_reference, spacing_notes
@@ -55,7 +56,7 @@ def check_channels(case: Case, model: ModelInfo) -> None:
             f"found {_describe_files(case.files())} ({detail})"
         )
     for path in case.files():
-        if not Path(path).name.endswith(model.file_ending):
+        if not is_series(path) and not Path(path).name.endswith(model.file_ending):
             raise CaseError(f"{path}: file ending differs from the model's {model.file_ending!r}", kind="invalid_input")
 
 
@@ -100,6 +101,22 @@ _PIXEL_DTYPES = {
     "32-bit float": "float32",
     "64-bit float": "float64",
 }
+
+
+def series_header(job: CaseJob, channel: int, folder: str) -> dict:
+    """A DICOM series channel's header: its slices checked, the series written as this attempt's volume file
+    (which the voxel checks and the later stages read), messages naming the folder."""
+    if job.model.image_reader_writer not in SIMPLEITK_READERS:
+        raise CaseError(f"{folder}: a DICOM series folder, but the model's reader {job.model.image_reader_writer} "
+                        "reads files only (series are read for models whose reader is SimpleITKIO)")
+    volume = write_volume(folder, job.layout.series_volume(job.id, job.attempt, channel))
+    return {**read_header(str(volume)), "file": folder, "volume": str(volume)}
+
+
+def channel_headers(job: CaseJob) -> list[dict]:
+    """The header of each channel, in channel order: of its file, or of the volume of its DICOM series."""
+    return [series_header(job, index, path) if is_series(path) else read_header(path)
+            for index, path in sorted(job.case.channels.items())]
 
 
 def check_dimensions(header: dict, model: ModelInfo) -> None:
@@ -305,9 +322,9 @@ def inspect_case(reference: TrainingReference | None, job: CaseJob) -> dict:
     """All checks of one case; returns its geometry, stage estimates, warnings and plausibility notes against
     the training data (`reference`, the worker's state; None: not checked), or raises CaseError."""
     case, model = job.case, job.model
-    if model.image_reader_writer in SIMPLEITK_READERS:
+    if model.image_reader_writer in SIMPLEITK_READERS or any(is_series(path) for path in case.files()):
         check_channels(case, model)
-        headers = [read_header(path) for path in case.files()]
+        headers = channel_headers(job)
     else:  # what nnU-Net's own reader sees, voxels included
         headers = [read_with_model_reader(path, model.image_reader_writer, reference) for path in case.files()]
         check_channels_given(headers, case, model)
@@ -331,7 +348,7 @@ def inspect_case(reference: TrainingReference | None, job: CaseJob) -> dict:
             warnings += header["warnings"]
             figures += header["figures"]
         else:
-            more, found = check_voxels(header["file"], model.image_reader_writer, reference)
+            more, found = check_voxels(header.get("volume", header["file"]), model.image_reader_writer, reference)
             warnings += more
             figures += found
     reader_spacing = headers[0]["spacing"][::-1]

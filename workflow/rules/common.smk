@@ -50,9 +50,9 @@ MEMBERS = load_members(
 )
 MODEL = MEMBERS[0]
 POSTPROCESSING = check_postprocessing_file(config["postprocessing"])
-STAGES = stages_for(MEMBERS, POSTPROCESSING, config["statistics"])
+STAGES = stages_for(MEMBERS, POSTPROCESSING, config["statistics"], config["dicom_seg"])
 STAGE_NAMES = tuple(STAGES)
-# the stage that writes the segmentations, and those that look at them after (statistics)
+# the stage that writes the segmentations, and those that look at them after (statistics, dicom_seg)
 SEGMENTING_STAGE = segmenting_stage(STAGE_NAMES)
 AFTER_STAGES = tuple(name for name in STAGE_NAMES if name in AFTER_SEGMENTATION)
 CASES = discover_cases(config["input"], MODEL.channel_names)
