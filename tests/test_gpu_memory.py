@@ -14,6 +14,7 @@ from nnunet_workflow.gpu_memory import (
     gpu_estimates,
     is_gpu_estimate,
     logits_on_host_up_front,
+    logits_placement,
     network_feature_map_voxels,
     network_parameters,
     predict_gpu_mb,
@@ -138,3 +139,57 @@ def test_validate_records_both_estimates_under_names_that_are_not_host_memory(tw
 ])
 def test_logits_go_to_host_memory_up_front_only_when_that_makes_the_case_fit(estimate, host, free, reserved, up_front):
     assert logits_on_host_up_front(estimate, host, free, reserved) is up_front
+
+
+def test_predict_places_the_logits_from_the_preprocessed_datas_shape_and_says_why(two_channel_model):
+    demo = model(two_channel_model)
+    shape = (2, 300, 300, 300)  # channels first, as predict loads it
+    on_device = predict_gpu_reserved_mb(demo, shape[1:], True, 2)
+    host = predict_gpu_reserved_mb(demo, shape[1:], False, 2)
+    assert logits_placement(demo, shape, free_mb=on_device + 100, reserved_mb=0) == (False, on_device, [])
+    on_host, estimate, warnings = logits_placement(demo, shape, free_mb=host + 50, reserved_mb=50)
+    assert on_host and estimate == host
+    assert f"estimated {on_device} MB on the GPU with the logits there" in warnings[0]
+    assert f"estimated {host} MB on the GPU)" in warnings[0] and "perform_everything_on_device=False" in warnings[0]
+    assert logits_placement(two_channel_model, shape, free_mb=1, reserved_mb=0) == (False, None, [])
+
+
+class FakeGpuPredictor:
+    """nnU-Net's predictor as predict_case uses it, on a 'cuda' device: logits of zeros, and where they were kept."""
+
+    def __init__(self, classes):
+        from types import SimpleNamespace
+
+        self.device, self.classes = SimpleNamespace(type="cuda"), classes
+        self.perform_everything_on_device, self.placements = True, []
+
+    def predict_logits_from_preprocessed_data(self, data):
+        import torch
+
+        self.placements.append(self.perform_everything_on_device)
+        return torch.zeros((self.classes, *data.shape[1:]), dtype=torch.float16)
+
+
+# the case's estimate: 579 MB with the logits on the device, 535 without
+@pytest.mark.parametrize("free_mb, on_host", [(100_000, False), (560, True)])
+def test_predict_keeps_the_logits_on_the_host_up_front_and_records_its_estimate(two_channel_model, tmp_path,
+                                                                                monkeypatch, free_mb, on_host):
+    import numpy as np
+    import torch
+
+    from nnunet_workflow import predict
+
+    demo = model(two_channel_model)
+    np.save(tmp_path / "data.npy", np.zeros((2, 60, 200, 200), dtype=np.float32))
+    job = type("Job", (), {"id": "c1", "model": demo, "preprocessed": lambda self: tmp_path / "data.npy",
+                           "logits": lambda self: tmp_path / "logits.npy"})()
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device: None)
+    monkeypatch.setattr(predict, "device_memory_mb", lambda device: (free_mb, 0))
+    monkeypatch.setattr(predict, "gpu_peaks", lambda device: {"gpu_peak_mb": 123.0})
+    predictor = FakeGpuPredictor(demo.num_classes)
+    details = predict.predict_case(predictor, job)
+    assert predictor.placements == [not on_host] and predictor.perform_everything_on_device
+    assert details["logits_on_host"] is on_host and details["gpu_peak_mb"] == 123.0
+    assert details["gpu_estimate_mb"] == predict_gpu_reserved_mb(demo, (60, 200, 200), not on_host, 2)
+    assert len(details["warnings"]) == on_host
+    assert np.load(tmp_path / "logits.npy").shape == (3, 60, 200, 200)

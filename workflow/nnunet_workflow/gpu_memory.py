@@ -265,3 +265,21 @@ def logits_on_host_up_front(estimate_mb: int, host_logits_estimate_mb: int, free
     the estimate with them in host memory fits."""
     available = free_mb + reserved_mb
     return estimate_mb > available and host_logits_estimate_mb <= available
+
+
+def logits_placement(model, data_shape, free_mb: float, reserved_mb: float) -> tuple[bool, int | None, list[str]]:
+    """For a case's preprocessed data (channels first) on a CUDA device with this much free and already reserved
+    by torch: whether to keep its logits in host memory from the start, the reserved estimate of the way it
+    runs (None for a network not counted here), and the warning saying so."""
+    shape, channels = list(data_shape[1:]), int(data_shape[0])
+    on_device = predict_gpu_reserved_mb(model, shape, True, channels)
+    if on_device is None:
+        return False, None, []
+    host = predict_gpu_reserved_mb(model, shape, False, channels)
+    if not logits_on_host_up_front(on_device, host, free_mb, reserved_mb):
+        return False, on_device, []
+    available = free_mb + reserved_mb
+    return True, host, [f"estimated {on_device} MB on the GPU with the logits there, more than the {available:.0f} MB "
+                        "torch can get (free, and already reserved by it); predicted with the logits kept in host "
+                        "memory from the start (perform_everything_on_device=False, same results; estimated "
+                        f"{host} MB on the GPU)"]
