@@ -157,23 +157,30 @@ def test_predict_places_the_logits_from_the_preprocessed_datas_shape_and_says_wh
 class FakeGpuPredictor:
     """nnU-Net's predictor as predict_case uses it, on a 'cuda' device: logits of zeros, and where they were kept."""
 
-    def __init__(self, classes):
+    def __init__(self, classes, out_of_memory_on_device=False):
         from types import SimpleNamespace
 
         self.device, self.classes = SimpleNamespace(type="cuda"), classes
         self.perform_everything_on_device, self.placements = True, []
+        self.out_of_memory_on_device = out_of_memory_on_device
 
     def predict_logits_from_preprocessed_data(self, data):
         import torch
 
         self.placements.append(self.perform_everything_on_device)
+        if self.perform_everything_on_device and self.out_of_memory_on_device:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (fake)")
         return torch.zeros((self.classes, *data.shape[1:]), dtype=torch.float16)
 
 
 # the case's estimate: 579 MB with the logits on the device, 535 without
-@pytest.mark.parametrize("free_mb, on_host", [(100_000, False), (560, True)])
+@pytest.mark.parametrize("free_mb, on_host, out_of_memory", [(100_000, False, False), (560, True, False),
+                                                           (100_000, True, True)])
 def test_predict_keeps_the_logits_on_the_host_up_front_and_records_its_estimate(two_channel_model, tmp_path,
-                                                                                monkeypatch, free_mb, on_host):
+                                                                                monkeypatch, free_mb, on_host,
+                                                                                out_of_memory):
+    """Estimated to fit: on the device; not: on the host up front; estimated to fit but out of GPU memory all the
+    same: on the host after the retry, the estimate recorded being the one it was placed by."""
     import numpy as np
     import torch
 
@@ -186,10 +193,14 @@ def test_predict_keeps_the_logits_on_the_host_up_front_and_records_its_estimate(
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device: None)
     monkeypatch.setattr(predict, "device_memory_mb", lambda device: (free_mb, 0))
     monkeypatch.setattr(predict, "gpu_peaks", lambda device: {"gpu_peak_mb": 123.0})
-    predictor = FakeGpuPredictor(demo.num_classes)
+    predictor = FakeGpuPredictor(demo.num_classes, out_of_memory)
     details = predict.predict_case(predictor, job)
-    assert predictor.placements == [not on_host] and predictor.perform_everything_on_device
+    assert predictor.placements == ([True, False] if out_of_memory else [not on_host])
+    assert predictor.perform_everything_on_device  # as it was
     assert details["logits_on_host"] is on_host and details["gpu_peak_mb"] == 123.0
-    assert details["gpu_estimate_mb"] == predict_gpu_reserved_mb(demo, (60, 200, 200), not on_host, 2)
+    placed_by = predict_gpu_reserved_mb(demo, (60, 200, 200), not on_host or out_of_memory, 2)
+    assert details["gpu_estimate_mb"] == placed_by
     assert len(details["warnings"]) == on_host
+    if on_host:
+        assert ("ran out of GPU memory" in details["warnings"][0]) is out_of_memory
     assert np.load(tmp_path / "logits.npy").shape == (3, 60, 200, 200)
