@@ -205,6 +205,7 @@ def sliding_window_bytes(shape_resampled, patch_size, channels: int, classes: in
 
 
 def weight_elements(model, channels: int) -> int:
+    """The network's parameters and buffers for a model taking this many input channels."""
     return network_parameters(model.architecture, len(model.patch_size), channels, model.num_classes)
 
 
@@ -231,16 +232,16 @@ def predict_gpu_reserved_mb(model, shape_resampled, logits_on_device: bool = Tru
     if not supported(model.architecture):
         return None
     channels = model.num_input_channels if channels is None else channels
-    work = patch_bytes(model, channels)
+    peak = patch_bytes(model, channels)
     if logits_on_device:
         arrays = sliding_window_bytes(shape_resampled, model.patch_size, channels, model.num_classes)
-        window = work + sum(arrays.values())
+        window = peak + sum(arrays.values())
         cropped = LOGITS_BYTES * model.num_classes * math.prod(shape_resampled)
         padded = list(padded_shape(shape_resampled, model.patch_size)) != [int(s) for s in shape_resampled]
         end = WEIGHT_BYTES * weight_elements(model, channels) + arrays["predicted_logits"] + arrays["gaussian"] \
             + (cropped if padded else 0)
-        work = max(window, end)
-    return math.ceil(work / MB)
+        peak = max(window, end)
+    return math.ceil(peak / MB)
 
 
 def predict_gpu_mb(model, shape_resampled, logits_on_device: bool = True, channels: int | None = None) -> int | None:
