@@ -8,7 +8,8 @@ runs, one after the other on this machine:
 and prints both wall times, their ratio, the number of model loads, whether the outputs are equal, the time
 per stage, how busy the predict slot was (the share of the workflow's wall time its predict workers spent
 predicting: the figure that matters on a GPU), the host peak per stage and, on a GPU, the device peak
-(per case from the predict records, and for both runs from nvidia-smi sampled every 0.5 s).
+(per case from the predict records, and for both runs from nvidia-smi sampled every 0.5 s) and the ratio of
+each case's recorded peak to its estimate (gpu_memory), the estimate's calibration.
 Target on a CPU machine: ratio <= 1.1 for 20+ cases.
 
     python benchmarks/throughput.py [--cases 24] [--cores 2] [--tta | --no-tta] [--scratch DIR]
@@ -77,7 +78,20 @@ def workflow_figures(results: Path, wall_seconds: float) -> dict:
     gpu = summary["predict_gpu_peak_mb"].max() if "predict_gpu_peak_mb" in summary else None
     return {"predict_busy": float(summary["predict_seconds"].sum()) / wall_seconds,
             "host_peak_mb": {stage: summary[f"{stage}_peak_mb"].max() for stage in stages},
-            "gpu_peak_mb_per_case": None if gpu is None or pd.isna(gpu) else float(gpu)}
+            "gpu_peak_mb_per_case": None if gpu is None or pd.isna(gpu) else float(gpu),
+            "gpu_estimate_ratios": gpu_estimate_ratios(summary)}
+
+
+def gpu_estimate_ratios(summary) -> list[float]:
+    """Per case, the GPU peak predict recorded (torch's reserved) over its estimate (gpu_memory's
+    predict_gpu_reserved_mb for the way the logits were kept): the calibration of the estimate; [] on a CPU."""
+    import pandas as pd
+
+    if "predict_gpu_estimate_mb" not in summary:
+        return []
+    peak = pd.to_numeric(summary["predict_gpu_peak_mb"], errors="coerce")
+    estimate = pd.to_numeric(summary["predict_gpu_estimate_mb"], errors="coerce")
+    return [float(r) for r in (peak / estimate).dropna()]
 
 
 def main() -> None:
@@ -141,6 +155,10 @@ def main() -> None:
     print(f"predict slot busy: {figures['predict_busy']:.0%} of the workflow's wall time"
           + ("" if figures["gpu_peak_mb_per_case"] is None
              else f"; largest case's GPU peak (torch's allocator): {figures['gpu_peak_mb_per_case']:.0f} MB"))
+    ratios = figures["gpu_estimate_ratios"]
+    if ratios:
+        print(f"GPU peak / estimate (gpu_memory.predict_gpu_reserved_mb) over {len(ratios)} cases: median "
+              f"{np.median(ratios):.2f}, min {min(ratios):.2f}, max {max(ratios):.2f} (above 1: the estimate is short)")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,19 @@ import SimpleITK as sitk
 from nnunet_workflow.dev.runner import REPO
 from nnunet_workflow.model import ModelInfo
 
+# The demo model's 3d_fullres network as its plans.json gives it (dev/demo_model.py shrinks nnU-Net's plans to
+# these features and 1 conv per stage), and its patch.
+DEMO_ARCHITECTURE = {
+    "network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
+    "arch_kwargs": {"n_stages": 4, "features_per_stage": [8, 16, 32, 64], "conv_op": "torch.nn.modules.conv.Conv3d",
+                    "kernel_sizes": [[3, 3, 3]] * 4, "strides": [[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2]],
+                    "n_conv_per_stage": [1, 1, 1, 1], "n_conv_per_stage_decoder": [1, 1, 1], "conv_bias": True,
+                    "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
+                    "norm_op_kwargs": {"eps": 1e-05, "affine": True}, "dropout_op": None, "dropout_op_kwargs": None,
+                    "nonlin": "torch.nn.LeakyReLU", "nonlin_kwargs": {"inplace": True}},
+    "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"]}
+DEMO_PATCH = (56, 56, 56)
+
 
 @pytest.fixture
 def two_channel_model(tmp_path) -> ModelInfo:

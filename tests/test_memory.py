@@ -98,3 +98,27 @@ def test_the_statistics_estimate_is_the_runs_own_and_only_when_statistics_run(tw
     assert not [key for key in on if key.endswith(("statistics_mb", "statistics_timeout_s"))
                 and key not in ("statistics_mb", "statistics_timeout_s")]
     assert not [key for key in case_estimates(ct, spacing, 2, 2, cascade, False) if "statistics" in key]
+
+
+def test_predicts_gpu_estimates_follow_cascade_and_ensemble_copies(two_channel_model):
+    """Validate records predict's GPU memory (with the logits on the device and in host memory) for the model and
+    each copy of predict: a cascade's previous stage at its own spacing, each ensemble member; a cascade stage's
+    network takes the one-hot channels too. A model whose network is not counted gets none."""
+    from conftest import DEMO_ARCHITECTURE, DEMO_PATCH
+
+    from nnunet_workflow.validate import case_estimates
+
+    ct, spacing = [300, 512, 512], [2.5, 0.7, 0.7]
+    counted = replace(two_channel_model, architecture=DEMO_ARCHITECTURE, patch_size=DEMO_PATCH)
+    alone = memory.stage_estimates(ct, spacing, 2, 2, counted)
+    assert alone["predict_gpu_host_logits_mb"] < alone["predict_gpu_mb"]
+    assert "predict_gpu_mb" not in memory.stage_estimates(ct, spacing, 2, 2, two_channel_model)
+    lowres = replace(counted, configuration="3d_lowres", target_spacing=(3.0, 1.5, 1.5))
+    cascade = replace(counted, configuration="3d_cascade_fullres", previous_stage=lowres)
+    staged = case_estimates(ct, spacing, 2, 2, cascade, False)
+    assert staged["predict_gpu_mb"] > alone["predict_gpu_mb"]  # two one-hot channels more
+    assert staged["prev_predict_gpu_mb"] < alone["predict_gpu_mb"]  # the coarser grid
+    assert "prev_predict_gpu_host_logits_mb" in staged
+    member = replace(counted, folder=two_channel_model.folder.parent / "other")
+    ensemble = case_estimates(ct, spacing, 2, 2, counted, False, ensemble=(counted, member))
+    assert ensemble["m0_predict_gpu_mb"] == ensemble["m1_predict_gpu_mb"] == alone["predict_gpu_mb"]

@@ -53,6 +53,18 @@ def test_given_folds_configuration_and_inheritance(tmp_path):
     assert flat.dimensions == 2 and not flat.streaming_export  # order-3 resampling: nnU-Net's own export
 
 
+def test_the_configurations_network_is_read_for_the_gpu_estimate(tmp_path):
+    folder = model_folder(tmp_path)
+    assert load_model(folder).architecture is None  # plans without it: no GPU estimate
+    plans = json.loads((folder / "plans.json").read_text())
+    network = {"network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
+               "arch_kwargs": {"n_stages": 2}, "_kw_requires_import": []}
+    plans["configurations"]["3d_fullres"]["architecture"] = network
+    (folder / "plans.json").write_text(json.dumps(plans))
+    assert load_model(folder).architecture == network
+    assert load_model(folder, configuration="3d_custom").architecture == network  # inherited
+
+
 def test_region_models_count_one_output_per_region():
     regions = {"background": 0, "whole tumour": [1, 2, 3], "tumour core": [2, 3], "enhancing": 3}
     assert count_classes(regions) == 3

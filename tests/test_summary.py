@@ -82,3 +82,21 @@ def test_statistics_have_a_column_of_their_own_and_a_table_with_the_runs_volume_
     assert list(statistics.columns[:6]) == ["case", "label", "value", "voxels", "volume_ml", "border"]
     assert len(statistics) == 22 and "c4" not in set(statistics["case"])
     assert statistics["T1_mean"].isna().sum() == 11
+
+
+def test_a_gpu_prediction_has_its_peak_and_its_estimate_side_by_side(tmp_path):
+    """Predict on a GPU records torch's reserved peak and the estimate it placed the logits by (none for a
+    network the estimate does not count); the summary shows both per stage, a cascade's copy under its name."""
+    layout = Layout(tmp_path)
+    paths = [save(layout, StageRecord(stage, "c1", "done", attempt="a1")) for stage in ("validate", "preprocess")]
+    paths.append(save(layout, StageRecord("predict", "c1", "done", attempt="a1",
+                                          details={"gpu_peak_mb": 2048.5, "gpu_estimate_mb": 2300})))
+    paths.append(save(layout, StageRecord("prev_predict", "c1", "done", attempt="a1",
+                                          details={"gpu_peak_mb": 900.0, "gpu_estimate_mb": None})))
+    paths.append(save(layout, StageRecord("predict", "c2", "done", attempt="a1")))  # on the CPU
+    stages = ("validate", "preprocess", "prev_predict", "predict")
+    table = write_summary({"c1": "a1", "c2": "a1"}, collect_records([], paths), layout, stages=stages)
+    rows = {row["case"]: row for row in table.to_dict("records")}
+    assert (rows["c1"]["predict_gpu_peak_mb"], rows["c1"]["predict_gpu_estimate_mb"]) == (2048.5, 2300)
+    assert rows["c1"]["prev_predict_gpu_peak_mb"] == 900.0 and pd.isna(rows["c1"]["prev_predict_gpu_estimate_mb"])
+    assert pd.isna(rows["c2"]["predict_gpu_estimate_mb"])

@@ -153,6 +153,26 @@ def test_case_too_large_for_the_largest_job_is_refused_with_its_need(tmp_path, t
     assert "more than the largest job allowed (0.1 GB" in record["message"]
 
 
+def test_gpu_estimates_are_not_held_against_the_largest_job(tmp_path, two_channel_model):
+    """max_job_mem_mb bounds host memory; predict's GPU estimates (a cascade's and a member's copies too) are
+    recorded but refuse nothing."""
+    from conftest import DEMO_ARCHITECTURE, DEMO_PATCH
+
+    from nnunet_workflow.failures import CaseError
+    from nnunet_workflow.validate import check_memory
+
+    gpu = {"voxels": 1, "predict_mb": 900, "predict_gpu_mb": 50_000, "prev_predict_gpu_host_logits_mb": 40_000,
+           "m1_predict_gpu_mb": 50_000}
+    check_memory(gpu, 1_000)
+    with pytest.raises(CaseError, match="in m1_predict"):
+        check_memory({**gpu, "m1_predict_mb": 2_000}, 1_000)
+    counted = dataclasses.replace(two_channel_model, architecture=DEMO_ARCHITECTURE, patch_size=DEMO_PATCH)
+    record = validate(two_channels(tmp_path), counted, max_job_mb=1_000)  # predict: 831 MB, on the GPU 1038
+    assert record["status"] == "done", record
+    assert record["estimates"]["predict_gpu_mb"] > 1_000 > record["estimates"]["predict_mb"]
+    assert record["estimates"]["predict_gpu_host_logits_mb"] < record["estimates"]["predict_gpu_mb"]
+
+
 def test_constant_image_and_far_spacing_are_warnings_not_failures(tmp_path, two_channel_model):
     first = tmp_path / "c1_0000.nii.gz"
     image = sitk.Image([20, 18, 16], sitk.sitkInt16)

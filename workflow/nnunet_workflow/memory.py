@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 
+from . import gpu_memory
 from .available_memory import MB
 from .image_size import uncompressed_bytes
 
@@ -100,7 +101,9 @@ def _mb(base_mb: int, nbytes: float) -> int:
 
 
 def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_probabilities=False) -> dict:
-    """Peak RSS (MB) of preprocess, predict and export of one case, and the voxel counts they come from.
+    """Peak RSS (MB) of preprocess, predict and export of one case, and the voxel counts they come from; and
+    predict's GPU memory (`predict_gpu_mb`, `predict_gpu_host_logits_mb`: not host memory, see gpu_memory)
+    where the model's network is one gpu_memory counts.
 
     `shape` and `spacing` are in nnU-Net's axis order after `transpose_forward`. A cascade stage's network
     takes the previous stage's foreground labels as extra (one-hot) input channels.
@@ -133,6 +136,7 @@ def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_proba
         "predict_mb": _mb(PREDICT_BASE_MB, predict_bytes(c + labels, k, s1, folds)),
         "export_mb": _mb(NNUNET_BASE_MB, export_bytes(k, s1, s0, separate_work, streaming, save_probabilities,
                                                       plane)),
+        **gpu_memory.gpu_estimates(model, new_shape),
     }
 
 

@@ -37,6 +37,9 @@ class ModelInfo:
     streaming_export: bool = True
     # a cascade stage's previous stage (e.g. its 3d_lowres), whose segmentations it takes as input
     previous_stage: ModelInfo | None = None
+    # the configuration's network as plans.json gives it (`network_class_name`, `arch_kwargs`), for the GPU
+    # estimate (gpu_memory); None in plans without it
+    architecture: dict | None = None
 
     @property
     def foreground_labels(self) -> int:
@@ -197,6 +200,7 @@ def load_model(folder, folds=None, checkpoint="checkpoint_final.pth", configurat
         num_classes=count_classes(dataset["labels"]),
         streaming_export=supports_configuration(config),
         previous_stage=previous,
+        architecture=config.get("architecture"),
     )
 
 

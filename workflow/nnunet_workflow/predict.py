@@ -11,7 +11,9 @@ import os
 import numpy as np
 
 from .atomic_files import atomic_path
+from .available_memory import MB
 from .failures import error_kind, error_message
+from .gpu_memory import logits_placement
 from .job import CaseJob, RunOptions
 from .model import ModelInfo
 from .stage import Stage
@@ -58,6 +60,16 @@ def load_predictor(model: ModelInfo, options: RunOptions):
     return predictor
 
 
+def predict_with_logits_on_host(predictor, data) -> np.ndarray:
+    """The logits, predicted with the sliding window's arrays in host memory (nnU-Net's
+    perform_everything_on_device=False: only the network and its patches on the GPU; same results, slower)."""
+    predictor.perform_everything_on_device = False
+    try:
+        return predictor.predict_logits_from_preprocessed_data(data).cpu().detach().numpy()
+    finally:
+        predictor.perform_everything_on_device = True
+
+
 def predict_on_host_after_gpu_oom(predictor, data) -> tuple[np.ndarray, list[str]]:
     """The logits, and a warning when the case ran out of GPU memory with everything on the device and was
     predicted again with the logits kept in host memory (nnU-Net's perform_everything_on_device=False: the
@@ -72,13 +84,9 @@ def predict_on_host_after_gpu_oom(predictor, data) -> tuple[np.ndarray, list[str
 
     empty_cache(predictor.device)
     print(f"out of GPU memory ({reason}); predicting again with the logits in host memory", flush=True)
-    predictor.perform_everything_on_device = False
-    try:
-        logits = predictor.predict_logits_from_preprocessed_data(data).cpu().detach().numpy()
-    finally:
-        predictor.perform_everything_on_device = True
-    return logits, [f"predict ran out of GPU memory ({reason}); predicted again with the logits kept in host "
-                    "memory (perform_everything_on_device=False, same results)"]
+    return predict_with_logits_on_host(predictor, data), [
+        f"predict ran out of GPU memory ({reason}); predicted again with the logits kept in host memory "
+        "(perform_everything_on_device=False, same results)"]
 
 
 def gpu_peaks(device) -> dict:
@@ -90,22 +98,39 @@ def gpu_peaks(device) -> dict:
             "gpu_peak_allocated_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)}
 
 
+def device_memory_mb(device) -> tuple[float, float]:
+    """What torch can get on a CUDA device: its free memory, and what torch's caching allocator already holds."""
+    import torch
+
+    free, _ = torch.cuda.mem_get_info(device)
+    return free / MB, torch.cuda.memory_reserved(device) / MB
+
+
 def predict_case(predictor, job: CaseJob) -> dict:
-    """Predict the logits of one preprocessed case and save them (float16, as nnU-Net hands them to export)."""
+    """Predict the logits of one preprocessed case and save them (float16, as nnU-Net hands them to export). On a
+    GPU, a case estimated not to fit with its logits on the device keeps them in host memory from the start; one
+    that runs out of GPU memory all the same is predicted again so."""
     import torch
 
     print(f"predicting {job.id}", flush=True)
     on_gpu = predictor.device.type == "cuda"
+    data = np.load(job.preprocessed())
+    on_host, estimate, warnings = False, None, []
     if on_gpu:
         torch.cuda.reset_peak_memory_stats(predictor.device)
-    data = np.load(job.preprocessed())
+        on_host, estimate, warnings = logits_placement(job.model, data.shape, *device_memory_mb(predictor.device))
     data = torch.from_numpy(data).to(dtype=torch.float32, memory_format=torch.contiguous_format)
-    logits, warnings = predict_on_host_after_gpu_oom(predictor, data)
-    gpu = gpu_peaks(predictor.device) if on_gpu else {}
+    if on_host:
+        print(warnings[0], flush=True)
+        logits = predict_with_logits_on_host(predictor, data)
+    else:
+        logits, retried = predict_on_host_after_gpu_oom(predictor, data)
+        warnings, on_host = retried, bool(retried)
+    gpu = {**gpu_peaks(predictor.device), "gpu_estimate_mb": estimate} if on_gpu else {}
     with atomic_path(job.logits(), suffix=".npy") as temp:
         np.save(temp, logits)
     return {"logits_shape": list(logits.shape), "logits_dtype": str(logits.dtype), "device": str(predictor.device),
-            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "logits_on_host": bool(warnings),
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "logits_on_host": on_host,
             "warnings": warnings, **gpu}
 
 

@@ -63,8 +63,9 @@ def case_row(case: str, attempt: str, records: dict[str, StageRecord], layout: L
         row[f"{stage}_seconds"] = record.seconds if record else None
         row[f"{stage}_peak_mb"] = record.peak_rss_mb if record else None
         row[f"{stage}_slurm_job"] = record.slurm_job_id if record else None
-        if record is not None and "gpu_peak_mb" in record.details:  # predict on a GPU
+        if record is not None and "gpu_peak_mb" in record.details:  # predict on a GPU, and its estimate of it
             row[f"{stage}_gpu_peak_mb"] = record.details["gpu_peak_mb"]
+            row[f"{stage}_gpu_estimate_mb"] = record.details.get("gpu_estimate_mb")
         if stage in AFTER_SEGMENTATION:
             row[stage] = outcome(record)
             if record is not None and record.done and "preview" in record.details:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import memory, timeouts
+from . import gpu_memory, memory, timeouts
 from .cases import Case
 from .dicom_series import is_series, write_volume
 from .failures import CaseError
@@ -160,10 +160,12 @@ def nnunet_geometry(header: dict, model: ModelInfo) -> tuple[list[int], list[flo
 
 
 def check_memory(estimates: dict, max_job_mb: int | None) -> None:
-    """Refuse, from the header alone, a case whose estimated peak in some stage exceeds the largest job allowed."""
+    """Refuse, from the header alone, a case whose estimated peak in some stage exceeds the largest job allowed
+    (host memory: the GPU estimates are not held against it)."""
     if not max_job_mb:
         return
-    for stage in [key.removesuffix("_mb") for key in estimates if key.endswith("_mb")]:
+    host = [key for key in estimates if key.endswith("_mb") and not gpu_memory.is_gpu_estimate(key)]
+    for stage in [key.removesuffix("_mb") for key in host]:
         needed = estimates[f"{stage}_mb"]
         if needed > max_job_mb:
             raise CaseError(
