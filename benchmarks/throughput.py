@@ -102,7 +102,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N, for both runs")
     parser.add_argument("--model", type=Path, help="a trained-model folder with fold_0 (default: the demo's)")
     parser.add_argument("--statistics", action="store_true", help="the workflow's statistics stage on too")
-    parser.add_argument("--batch-size", type=int, default=8, help="the workflow's batch_size")
+    parser.add_argument("--batch-size", default="auto",
+                        help="the workflow's batch_size: a number, or auto (its default)")
     parser.add_argument("--scratch", type=Path, default=bench.REPO / ".benchmarks" / "throughput")
     args = parser.parse_args()
     scratch = args.scratch.resolve()
@@ -143,7 +144,8 @@ def main() -> None:
              "model_loads": loads, "batches": len(batches),
              "host_peak_mb": max(figures["host_peak_mb"].values()), "gpu_peak_mb": workflow_gpu["peak_mb"]}]
     print(f"{args.cases} cases, model {model.name}, device {args.device}, tta={args.tta}, {args.cores} cores, "
-          f"statistics {'on' if args.statistics else 'off'}, batch_size {args.batch_size}")
+          f"statistics {'on' if args.statistics else 'off'}, batch_size {args.batch_size} "
+          f"(largest batch: {max((len(b['cases']) for b in batches), default=0)} cases)")
     print(bench.format_table(rows, ["run", "seconds", "model_loads", "batches", "host_peak_mb", "gpu_peak_mb"]))
     print(f"ratio workflow / nnUNetv2_predict: {workflow_seconds / nnunet['seconds']:.2f}")
     print(f"outputs identical: {equal}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from .atomic_files import read_json, write_json
@@ -125,12 +126,15 @@ def plan_batches(cases: dict[str, Case], attempts: dict[str, str], batch_size: i
 
 
 def make_plan(cases: dict[str, Case], layout: Layout, file_ending: str, provenance: dict[str, str],
-              batch_size: int, max_job_mem_mb: int | None = None, final_stage: str = "export",
-              after_stages=()) -> RunPlan:
-    """The plan of a run over `cases`, decided from the records on disk and each case's provenance key."""
+              batch_size: int | Callable[[int], int], max_job_mem_mb: int | None = None,
+              final_stage: str = "export", after_stages=()) -> RunPlan:
+    """The plan of a run over `cases`, decided from the records on disk and each case's provenance key.
+    `batch_size` may be a function of the number of pending cases (batch_size: auto)."""
     states = {case: case_state(layout, case, file_ending, provenance[case], final_stage, after_stages)
               for case in cases}
     pending = [case for case, state in states.items() if not state.finished]
+    if callable(batch_size):
+        batch_size = batch_size(len(pending))
     return RunPlan(
         attempts={case: state.attempt for case, state in states.items()},
         pending=pending,

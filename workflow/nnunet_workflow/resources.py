@@ -156,6 +156,15 @@ def predict_gpus(device: str) -> int:
     return 0 if device == "cpu" else 1
 
 
+def predict_slots(global_resources: dict, device: str, cores: int, predict_threads: int) -> int:
+    """How many predict jobs a local run runs at once: one per unit of its `gpu` budget, or with the device
+    `cpu` (no GPU claimed) as many as its cores hold at `predict_threads` each."""
+    if predict_gpus(device) == 0:
+        return max(1, cores // predict_threads)
+    gpu = global_resources.get("gpu")
+    return max(1, int(getattr(gpu, "value", gpu) or 1))
+
+
 def default_budget_mb(available_mb: int | None = None) -> int:
     """The mem_mb budget of a local run given none: a share of the memory available when it starts."""
     return int(BUDGET_SHARE * (available_memory_mb() if available_mb is None else available_mb))

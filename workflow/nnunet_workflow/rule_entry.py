@@ -1,5 +1,6 @@
 """The bridge from Snakemake's `snakemake` object (inside `script:` jobs) to the package: one generic entry
-for every stage rule, and one for the summary."""
+for every stage rule, and one for the summary and the report (whose pandas a stage job does not import: every
+batch job starts this module)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,7 @@ from .pipeline import stages_for
 from .progress import report_progress
 from .provenance import case_provenance, provenance_key
 from .recommended import apply_recommended
-from .report import write_report
 from .stage import member_stage
-from .summary import brief, collect_records, write_summary
 
 # An ensemble member's stages run through rules `member_preprocess`, `member_predict`, `member_export` (and a
 # cascade member's previous stage through `member_prev_preprocess`, ...) with the wildcard `member` (the index
@@ -109,6 +108,8 @@ def run_stage(smk) -> None:
 
 
 def run_summary(smk) -> None:
+    from .summary import brief, collect_records, write_summary  # pandas: not for the stage jobs
+
     fresh_log(smk.log[0])
     layout = Layout(smk.config["results"])
     records = collect_records(smk.input.manifests, smk.input.finished)
@@ -121,5 +122,7 @@ def run_summary(smk) -> None:
 
 
 def run_report(smk) -> None:
+    from .report import write_report
+
     fresh_log(smk.log[0])
     write_report(smk.input.summary, smk.input.get("statistics"), smk.output.report, smk.output.thumbnails)

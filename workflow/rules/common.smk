@@ -8,6 +8,7 @@ from snakemake.utils import min_version, validate
 
 from nnunet_workflow import run_lock
 from nnunet_workflow.atomic_files import remove_partial_files
+from nnunet_workflow.batch_size import run_batch_size
 from nnunet_workflow.cases import discover_cases
 from nnunet_workflow.execution import runs_locally
 from nnunet_workflow.layout import Layout
@@ -79,7 +80,13 @@ if workflow.is_main_process:
             )
             for case in CASES
         },
-        config["batch_size"],
+        run_batch_size(
+            config,
+            workflow.global_resources,
+            workflow.cores,
+            workflow.nodes,
+            RUNS_LOCALLY,
+        ),
         min(filter(None, (config["max_job_mem_mb"], BUDGET_MB)), default=None),
         SEGMENTING_STAGE,
         AFTER_STAGES,
