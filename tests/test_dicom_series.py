@@ -15,7 +15,6 @@ from nnunet_workflow.failures import CaseError
 from nnunet_workflow.job import CaseJob, RunOptions
 from nnunet_workflow.layout import Layout
 from nnunet_workflow.provenance import case_provenance
-from nnunet_workflow.records import DONE, StageRecord
 
 
 def volume(depth=12, direction=None):
@@ -105,6 +104,29 @@ def test_an_attempts_volume_is_written_again_when_gone_and_removed_after_the_las
     written = sitk.ReadImage(files[0])
     assert np.array_equal(sitk.GetArrayFromImage(written), sitk.GetArrayFromImage(volume()))
     assert written.GetOrigin() == pytest.approx((-10.5, 20.25, 33.0))
-    remove_volumes(job, StageRecord("statistics", "c1", DONE))
+    remove_volumes(job)
     assert not layout.series_dir("c1", "a1").exists()
     assert image_files(job) == files and os.path.isfile(files[0])  # written again from the series
+
+
+def test_series_volumes_go_when_the_case_fails_or_the_last_stage_reading_images_is_through(tmp_path,
+                                                                                        two_channel_model):
+    from nnunet_workflow.pipeline import stages_for
+    from nnunet_workflow.records import DONE, FAILED, StageRecord
+
+    write_series(volume(), tmp_path / "c1_0000")
+    job = CaseJob(Case("c1", {0: str(tmp_path / "c1_0000")}), "a1", two_channel_model, Layout(tmp_path / "r"))
+    stages = stages_for(two_channel_model, statistics=True)
+    image_files(job)
+    for name in ("validate", "preprocess", "export"):  # done, not the last to read the images
+        stages[name].after(job, StageRecord(name, "c1", DONE))
+    assert job.layout.series_dir("c1", "a1").is_dir()
+    stages["statistics"].after(job, StageRecord("statistics", "c1", DONE))
+    assert not job.layout.series_dir("c1", "a1").exists()
+    image_files(job)
+    stages["preprocess"].after(job, StageRecord("preprocess", "c1", FAILED))
+    assert not job.layout.series_dir("c1", "a1").exists()
+    kept = CaseJob(job.case, "a1", two_channel_model, job.layout, RunOptions(keep_intermediates=True))
+    image_files(kept)
+    stages["statistics"].after(kept, StageRecord("statistics", "c1", DONE))
+    assert kept.layout.series_dir("c1", "a1").is_dir()

@@ -2,8 +2,9 @@
 with SimpleITK's GDCM series reader after its slices are checked (one series, one orientation and slice size,
 no missing, duplicated or unevenly spaced slices). Validate writes the series once per attempt as a volume
 file (`work/{case}/{attempt}/series/{case}_XXXX.mha`, MetaImage: the geometry in full precision) that
-nnU-Net's SimpleITK reader then reads like any channel file; the run's last stage removes it, and a stage
-that finds it gone (statistics added by a later run) writes it again from the series."""
+nnU-Net's SimpleITK reader then reads like any channel file; the last stage that reads the images removes it
+(a stage where the case fails too), and a stage that finds it gone (statistics added by a later run) writes it
+again from the series."""
 
 from __future__ import annotations
 
@@ -172,7 +173,8 @@ def image_files(job) -> list[str]:
     return files
 
 
-def remove_volumes(job, record) -> None:
-    """After the run's last stage is through with a case, its series volumes are no longer needed (unless kept)."""
-    if record.done and not job.options.keep_intermediates:
+def remove_volumes(job) -> None:
+    """Remove a case attempt's series volumes (unless intermediates are kept): once the last stage reading the
+    images is through with the case, or once the case failed (a rerun starts a new attempt, with its own)."""
+    if not job.options.keep_intermediates:
         shutil.rmtree(job.layout.series_dir(job.id, job.attempt), ignore_errors=True)

@@ -22,6 +22,7 @@ from .model import ModelInfo
 from .postprocess import POSTPROCESS
 from .predict import PREDICT
 from .preprocess import PREPROCESS
+from .records import FAILED
 from .stage import PREVIOUS_PREFIX, Stage, member_stage
 from .statistics import STATISTICS
 from .validate import VALIDATE
@@ -77,18 +78,21 @@ def pipeline_for(models: ModelInfo | Sequence[ModelInfo], postprocessing: bool =
     segmenting = stages[-1].name
     if statistics:
         stages = (*stages, replace(STATISTICS, needs=segmenting))
-    stages = (*stages[:-1], removing_series_volumes(stages[-1]))
+    last_reader = len(stages) - 1
+    stages = tuple(removing_series_volumes(stage, index == last_reader) for index, stage in enumerate(stages))
     if dicom_seg:
         stages = (*stages, replace(DICOM_SEG, needs=segmenting))
     return stages
 
 
-def removing_series_volumes(stage: Stage) -> Stage:
-    """The run's last stage: once a case is through it, its DICOM series volumes are removed as well."""
+def removing_series_volumes(stage: Stage, last_reader: bool) -> Stage:
+    """A stage that reads a case's images also removes its DICOM series volumes where the case failed in it, and
+    the last of them once the case is through it."""
     def after(job, record) -> None:
         if stage.after is not None:
             stage.after(job, record)
-        remove_volumes(job, record)
+        if last_reader or record.status == FAILED:
+            remove_volumes(job)
 
     return replace(stage, after=after)
 
