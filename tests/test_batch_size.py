@@ -35,3 +35,8 @@ def test_the_run_takes_its_slots_from_the_gpu_budget_or_with_the_cpu_device_from
     on_cpu = run_batch_size({**CONFIG, "device": "cpu"}, two_gpus, cores=16, max_jobs=None, runs_locally=True)
     assert on_cpu(64) == 8  # 8 predict jobs of 2 threads fill the 16 cores: one batch each
     assert run_batch_size({**CONFIG, "batch_size": 5}, two_gpus, cores=16, max_jobs=None, runs_locally=True) == 5
+
+
+def test_a_cluster_run_needs_no_cores_to_choose():
+    choose = run_batch_size({**CONFIG, "device": "cpu"}, {}, cores=None, max_jobs=200, runs_locally=False)
+    assert choose(5) == 8 and choose(4000) == 20

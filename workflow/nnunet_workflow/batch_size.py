@@ -41,12 +41,13 @@ def auto_batch_size(cases: int, predict_slots: int, cores: int, predict_threads:
     return max(1, min(MAX_AUTO_BATCH, max(smallest, math.ceil(cases / batches))))
 
 
-def run_batch_size(config: dict, global_resources: dict, cores: int, max_jobs: int | None,
+def run_batch_size(config: dict, global_resources: dict, cores: int | None, max_jobs: int | None,
                    runs_locally: bool) -> int | Callable[[int], int]:
     """The run's batch size: the configured number, or with `auto` the choice as a function of the number of
     pending cases (which the plan knows), from the run's predict slots, cores and job slots."""
     if config["batch_size"] != AUTO:
         return int(config["batch_size"])
-    slots = predict_slots(global_resources, config["device"], cores, config["predict_threads"])
-    return partial(auto_batch_size, predict_slots=slots, cores=cores, predict_threads=config["predict_threads"],
+    cores, threads = cores or 1, config["predict_threads"]  # a cluster run may give no cores: its jobs' count
+    slots = predict_slots(global_resources, config["device"], cores, threads) if runs_locally else 1
+    return partial(auto_batch_size, predict_slots=slots, cores=cores, predict_threads=threads,
                    runs_locally=runs_locally, max_jobs=max_jobs)
