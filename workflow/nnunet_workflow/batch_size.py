@@ -4,7 +4,7 @@ in predict: ~3.5 s of the demo's predict job before its first case on 2 cores), 
 faster, until the CPU stages of one batch could run beside the prediction of another:
 
 - locally, with no cores left beside the predict slots (2 cores, a predict job taking both): one batch per
-  predict slot (measured, 24 demo cases on 2 cores: batch 24 in 56 s, three batches of 8 in 64 s);
+  predict slot (measured, 24 demo cases on 2 cores: one batch in 57.0 and 58.9 s, three of 8 in 63.9 s);
 - locally with cores to spare (a GPU workstation): three batches per predict slot, so that preprocessing and
   export of the others overlap each prediction, leaving only the first batch's preprocessing and the last
   one's export outside it;
