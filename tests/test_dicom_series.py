@@ -93,6 +93,16 @@ def test_folders_named_as_channels_are_series_channels_and_their_files_are_the_c
     assert case_provenance("run", cases["c1"]) != key  # one slice file touched: the case is stale
 
 
+def test_a_sample_sheet_cell_may_name_a_series_folder(tmp_path):
+    write_series(volume(), tmp_path / "s01" / "t1_series")
+    sitk.WriteImage(volume(), str(tmp_path / "s01" / "t2.nii.gz"))
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text("case\tT1\tT2\nsubject-01\ts01/t1_series\ts01/t2.nii.gz\n")
+    cases = discover_cases(sheet, ("T1", "T2"))
+    assert cases["subject-01"].channels == {0: str(tmp_path / "s01" / "t1_series"),
+                                            1: str(tmp_path / "s01" / "t2.nii.gz")}
+
+
 def test_an_attempts_volume_is_written_again_when_gone_and_removed_after_the_last_stage(tmp_path, two_channel_model):
     write_series(volume(), tmp_path / "c1_0000")
     sitk.WriteImage(volume(), str(tmp_path / "c1_0001.nii.gz"))
