@@ -2,6 +2,9 @@
 sliding-window arrays byte for byte, the estimate's direction, and when the logits go to host memory up front."""
 
 import copy
+import json
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -57,22 +60,39 @@ FLAT = {"network_class_name": "dynamic_network_architectures.architectures.unet.
 FLAT_PATCH = (320, 256)
 
 
-def nnunet_network(architecture, input_channels, num_classes):
-    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+# Built in a process of its own: building a network runs torch's OpenMP threads, and a process that used them
+# deadlocks a worker it forks later (the batches of test_predict_export fork workers that predict).
+COUNT_NETWORKS = """
+import json, sys
+from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+counts = []
+for architecture, patch, channels, classes in json.load(sys.stdin):
+    network = get_network_from_plans(architecture["network_class_name"], architecture["arch_kwargs"],
+                                     architecture["_kw_requires_import"], channels, classes, allow_init=False,
+                                     deep_supervision=False)
+    elements = sum(p.numel() for p in network.parameters()) + sum(b.numel() for b in network.buffers())
+    counts.append([int(network.compute_conv_feature_map_size(tuple(patch))), int(elements)])
+print(json.dumps(counts))
+"""
+NETWORKS = {"demo": (DEMO, DEMO_PATCH, 2, 3), "fullres_6_stages": (FULLRES, FULLRES_PATCH, 1, 14),
+            "resenc_6_stages": (RESENC, RESENC_PATCH, 1, 4), "2d_batchnorm": (FLAT, FLAT_PATCH, 3, 2),
+            "resenc_4ch": (RESENC, (112, 160, 128), 4, 3)}
 
-    return get_network_from_plans(architecture["network_class_name"], architecture["arch_kwargs"],
-                                  architecture["_kw_requires_import"], input_channels, num_classes,
-                                  allow_init=False, deep_supervision=False)
+
+@pytest.fixture(scope="module")
+def nnunet_counts() -> dict:
+    """{network: (feature map voxels, parameters and buffers)} as nnU-Net builds and counts each network."""
+    done = subprocess.run([sys.executable, "-c", COUNT_NETWORKS], input=json.dumps(list(NETWORKS.values())),
+                          capture_output=True, text=True, check=True)
+    return dict(zip(NETWORKS, map(tuple, json.loads(done.stdout))))
 
 
-@pytest.mark.parametrize("architecture, patch, channels, classes", [
-    (DEMO, DEMO_PATCH, 2, 3), (FULLRES, FULLRES_PATCH, 1, 14), (RESENC, RESENC_PATCH, 1, 4), (FLAT, FLAT_PATCH, 3, 2),
-    (RESENC, (112, 160, 128), 4, 3)], ids=["demo", "fullres_6_stages", "resenc_6_stages", "2d_batchnorm", "resenc_4ch"])
-def test_the_network_is_counted_as_nnunet_builds_and_counts_it(architecture, patch, channels, classes):
-    network = nnunet_network(architecture, channels, classes)
-    assert network_feature_map_voxels(architecture, patch, classes) == network.compute_conv_feature_map_size(patch)
-    on_device = sum(p.numel() for p in network.parameters()) + sum(b.numel() for b in network.buffers())
-    assert network_parameters(architecture, len(patch), channels, classes) == on_device
+@pytest.mark.parametrize("name", list(NETWORKS))
+def test_the_network_is_counted_as_nnunet_builds_and_counts_it(name, nnunet_counts):
+    architecture, patch, channels, classes = NETWORKS[name]
+    feature_maps, elements = nnunet_counts[name]
+    assert network_feature_map_voxels(architecture, patch, classes) == feature_maps
+    assert network_parameters(architecture, len(patch), channels, classes) == elements
 
 
 def model(two_channel_model, architecture=DEMO, patch=DEMO_PATCH, **changes):
@@ -173,12 +193,24 @@ class FakeGpuPredictor:
         return torch.zeros((self.classes, *data.shape[1:]), dtype=torch.float16)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread in this test: an OpenMP team started in the test process would deadlock the workers
+    that later tests (test_predict_export's batches) fork from it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # the case's estimate: 579 MB with the logits on the device, 535 without
 @pytest.mark.parametrize("free_mb, on_host, out_of_memory", [(100_000, False, False), (560, True, False),
                                                            (100_000, True, True)])
 def test_predict_keeps_the_logits_on_the_host_up_front_and_records_its_estimate(two_channel_model, tmp_path,
                                                                                 monkeypatch, free_mb, on_host,
-                                                                                out_of_memory):
+                                                                                out_of_memory, one_torch_thread):
     """Estimated to fit: on the device; not: on the host up front; estimated to fit but out of GPU memory all the
     same: on the host after the retry, the estimate recorded being the one it was placed by."""
     import numpy as np
