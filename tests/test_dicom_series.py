@@ -2,6 +2,7 @@
 missing, duplicated, unevenly spaced, two series in a folder, none) is refused with a sentence naming the
 folder and the slice files; case discovery, provenance and the volume files of an attempt."""
 
+import locale
 import os
 
 import numpy as np
@@ -30,7 +31,9 @@ def volume(depth=12, direction=None):
 @pytest.mark.parametrize("direction", [None, (0, 0, 1, 1, 0, 0, 0, 1, 0)], ids=["axial", "sagittal"])
 def test_a_whole_series_reads_back_as_the_volume_it_was_written_from(tmp_path, direction):
     image = volume(direction=direction)
+    encoding = locale.getpreferredencoding(False)
     write_series(image, tmp_path / "s")
+    assert locale.getpreferredencoding(False) == encoding  # GDCM's writer set the C locale; it is restored
     read = read_series(tmp_path / "s")
     assert np.array_equal(sitk.GetArrayFromImage(read), sitk.GetArrayFromImage(image))
     assert read.GetSpacing() == pytest.approx(image.GetSpacing())

@@ -83,7 +83,8 @@ if workflow.is_main_process:
         run_batch_size(
             config,
             workflow.global_resources,
-            workflow.cores,
+            # a cluster run may define no cores (Snakemake raises when asked for them)
+            workflow.cores if RUNS_LOCALLY else None,
             workflow.nodes,
             RUNS_LOCALLY,
         ),

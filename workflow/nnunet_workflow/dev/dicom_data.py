@@ -6,6 +6,7 @@ data); the series reads back as the same array and geometry where the direction 
 from __future__ import annotations
 
 import itertools
+import locale
 from pathlib import Path
 
 # SOP classes of the slices written (GDCM keeps the one given).
@@ -46,22 +47,26 @@ def write_series(image, folder, modality: str = "MR", series_uid: str | None = N
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
     files, instance = [], 0
-    for k in range(image.GetDepth()):
-        if k in skip:
-            continue
-        for copy in range(2 if k in duplicate else 1):
-            instance += 1
-            plane = image[:, :, k]
-            for key, value in common.items():
-                plane.SetMetaData(key, value)
-            position = list(image.TransformIndexToPhysicalPoint((0, 0, k)))
-            moved = (shift_mm or {}).get(k, 0.0)
-            position = [p + moved * n for p, n in zip(position, normal)]
-            plane.SetMetaData("0020|0032", "\\".join(repr(float(v)) for v in position))
-            plane.SetMetaData("0020|0013", str(instance))
-            plane.SetMetaData("0008|0018", new_uid(f"{series_uid}.{k}.{copy}"))
-            path = folder / f"{prefix}{k:04d}{'b' if copy else ''}.dcm"
-            writer.SetFileName(str(path))
-            writer.Execute(plane)
-            files.append(path)
+    saved_locale = locale.setlocale(locale.LC_ALL)  # GDCM's writer leaves the process in the C locale (ASCII)
+    try:
+        for k in range(image.GetDepth()):
+            if k in skip:
+                continue
+            for copy in range(2 if k in duplicate else 1):
+                instance += 1
+                plane = image[:, :, k]
+                for key, value in common.items():
+                    plane.SetMetaData(key, value)
+                position = list(image.TransformIndexToPhysicalPoint((0, 0, k)))
+                moved = (shift_mm or {}).get(k, 0.0)
+                position = [p + moved * n for p, n in zip(position, normal)]
+                plane.SetMetaData("0020|0032", "\\".join(repr(float(v)) for v in position))
+                plane.SetMetaData("0020|0013", str(instance))
+                plane.SetMetaData("0008|0018", new_uid(f"{series_uid}.{k}.{copy}"))
+                path = folder / f"{prefix}{k:04d}{'b' if copy else ''}.dcm"
+                writer.SetFileName(str(path))
+                writer.Execute(plane)
+                files.append(path)
+    finally:
+        locale.setlocale(locale.LC_ALL, saved_locale)
     return files
