@@ -280,3 +280,16 @@ def test_a_tiff_model_takes_spacing_from_the_sidecar_and_warns_without_one(tmp_p
     assert record["status"] == "done" and record["geometry"]["spacing_nnunet"] == [1.0, 1.0, 1.0]
     assert "c2_0000.tif: no spacing file c2.json beside it; the model's reader Tiff3DIO assumes spacing (1, 1, 1)" \
         in record["warnings"]
+
+
+def test_a_dicom_series_channel_is_validated_from_its_volume_and_named_by_its_folder(tmp_path, two_channel_model):
+    from nnunet_workflow.dev.dicom_data import write_series
+
+    constant = sitk.Image([20, 18, 16], sitk.sitkInt16) + 7
+    write_series(constant, tmp_path / "c1_0000")
+    case = case_of(tmp_path, "c1", {0: tmp_path / "c1_0000", 1: write_image(tmp_path / "c1_0001.nii.gz")})
+    record = validate(case, two_channel_model)
+    assert record["status"] == "done", record
+    assert record["geometry"]["size"] == [20, 18, 16]
+    assert record["warnings"] == ["c1_0000: every voxel has the value 7"]
+    assert Layout(two_channel_model.folder.parent).series_volume("c1", "a1", 0).is_file()  # for the later stages

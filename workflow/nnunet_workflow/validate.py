@@ -209,10 +209,11 @@ def nifti_non_finite(path: str) -> int:
     return int(data.size - np.count_nonzero(np.isfinite(data)))
 
 
-def check_voxels(path: str, reader: str = "SimpleITKIO",
-                 reference: TrainingReference | None = None) -> tuple[list[str], list[dict]]:
+def check_voxels(path: str, reader: str = "SimpleITKIO", reference: TrainingReference | None = None,
+                 shown_as: str | None = None) -> tuple[list[str], list[dict]]:
     """Read every voxel once: refuse truncated data and NaN or Inf values; warn about a constant image.
-    Returns the warnings and, given the training reference, the channel's intensity figures.
+    Returns the warnings and, given the training reference, the channel's intensity figures. Warnings name the
+    file by `shown_as` where given (a DICOM series' volume by its folder).
 
     For models whose reader is SimpleITK (other readers are checked in image_reading). SimpleITK's NIfTI
     reader turns NaN and Inf into 0 without a word, so those are counted from the raw data: nnU-Net
@@ -232,7 +233,7 @@ def check_voxels(path: str, reader: str = "SimpleITKIO",
     low, high = array.min(), array.max()
     figures = [channel_figures(array, reference)] if reference is not None else []
     del array, image  # before the raw data is read
-    warnings = [f"{Path(path).name}: every voxel has the value {low}"] if low == high else []
+    warnings = [f"{shown_as or Path(path).name}: every voxel has the value {low}"] if low == high else []
     hidden = nifti_non_finite(path)
     if hidden:
         warnings.append(f"{Path(path).name}: {hidden:,} voxels are NaN or infinite in the file; the model's reader "
@@ -350,7 +351,8 @@ def inspect_case(reference: TrainingReference | None, job: CaseJob) -> dict:
             warnings += header["warnings"]
             figures += header["figures"]
         else:
-            more, found = check_voxels(header.get("volume", header["file"]), model.image_reader_writer, reference)
+            more, found = check_voxels(header.get("volume", header["file"]), model.image_reader_writer, reference,
+                                       Path(header["file"]).name)  # a series: its folder's name
             warnings += more
             figures += found
     reader_spacing = headers[0]["spacing"][::-1]
