@@ -1,6 +1,7 @@
 """DICOM series channels: a whole series reads back as the volume it was written from; a broken one (slices
 missing, duplicated, unevenly spaced, two series in a folder, none) is refused with a sentence naming the
-folder and the slice files; case discovery, provenance and the volume files of an attempt."""
+folder and the slice files; case discovery, provenance and the volume files of an attempt; the DICOM-SEG's
+segment names."""
 
 import locale
 import os
@@ -143,3 +144,17 @@ def test_series_volumes_go_when_the_case_fails_or_the_last_stage_reading_images_
     image_files(kept)
     stages["statistics"].after(kept, StageRecord("statistics", "c1", DONE))
     assert kept.layout.series_dir("c1", "a1").is_dir()
+
+
+def test_dicom_seg_segments_are_named_from_dataset_json_labels_or_regions(tmp_path, two_channel_model):
+    import json
+    from dataclasses import replace
+
+    from nnunet_workflow.dicom_seg import segment_names
+
+    plain = replace(two_channel_model, labels={"background": 0, "liver": 1, "tumour": 2, "ignore": 3})
+    assert segment_names(plain) == {1: "liver", 2: "tumour"}
+    (tmp_path / "dataset.json").write_text(json.dumps({"regions_class_order": [1, 2, 3]}))
+    regions = replace(two_channel_model, folder=tmp_path, labels={
+        "background": 0, "whole tumour": [1, 2, 3], "tumour core": [2, 3], "enhancing": 3})
+    assert segment_names(regions) == {1: "whole tumour", 2: "tumour core", 3: "enhancing"}
