@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from .atomic_files import atomic_path
-from .failures import CaseError
+from .failures import CaseError, last_line
+from .image_reading import header_reader
 
 # Consecutive slices may lie this share of the series' median slice distance closer or farther apart.
 SLICE_DISTANCE_RTOL = 0.01
@@ -69,15 +70,7 @@ def _numbers(text: str) -> list[float]:
 
 def slice_header(path: str) -> dict:
     """The geometry tags of one slice file."""
-    import SimpleITK as sitk
-
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(path)
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as error:
-        reason = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown reason"
-        raise CaseError(f"{path}: not a readable DICOM file ({reason})") from None
+    reader = header_reader(path, "not a readable DICOM file")
 
     def tag(key, default=""):
         return reader.GetMetaData(key) if reader.HasMetaDataKey(key) else default
@@ -145,8 +138,7 @@ def read_series(folder):
     try:
         return reader.Execute()
     except RuntimeError as error:
-        reason = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown reason"
-        raise CaseError(f"{folder}: the DICOM series cannot be read ({reason})") from None
+        raise CaseError(f"{folder}: the DICOM series cannot be read ({last_line(error)})") from None
 
 
 def write_volume(folder, target) -> Path:

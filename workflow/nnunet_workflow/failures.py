@@ -28,6 +28,12 @@ def error_kind(error: BaseException) -> str:
     return "error"
 
 
+def last_line(error: BaseException, default: str = "unknown reason") -> str:
+    """The last line of a library's error (ITK's and nnU-Net readers' end with the reason), or `default`."""
+    text = str(error).strip()
+    return text.splitlines()[-1] if text else default
+
+
 def error_message(error: BaseException) -> str:
     """One line for the summary: the sentence of a data error, else the exception type and text."""
     if isinstance(error, CaseError):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .failures import CaseError
+from .failures import CaseError, last_line
 
 # The readers validate reads headers for with SimpleITK itself (the same library nnU-Net's reader uses).
 SIMPLEITK_READERS = {"SimpleITKIO", "SimpleITKIOWithReorient"}
@@ -22,6 +22,20 @@ def spacing_sidecar(path: str) -> Path:
     """Where Tiff3DIO looks for a channel file's spacing: CASE_0000.tif -> CASE.json."""
     name = Path(path).name
     return Path(path).with_name(name[: -len(Path(name).suffix) - len("_0000")] + ".json")
+
+
+def header_reader(path: str, unreadable: str):
+    """A SimpleITK file reader with `path`'s header read (not its voxels); a file it cannot read is refused as
+    `{path}: {unreadable} ({reason})`."""
+    import SimpleITK as sitk
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(path)
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as error:
+        raise CaseError(f"{path}: {unreadable} ({last_line(error)})") from None
+    return reader
 
 
 def reader_class(name: str):
@@ -44,7 +58,7 @@ def read_with_model_reader(path: str, reader: str, reference=None) -> dict:
     try:
         data, properties = reader_class(reader)().read_images([path])
     except Exception as error:  # noqa: BLE001 - any reader failure is a property of this file
-        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        reason = last_line(error, type(error).__name__)
         raise CaseError(f"{path}: not readable by the model's reader {reader} ({reason})") from None
     if data.dtype.kind == "f":
         bad = data.size - int(np.count_nonzero(np.isfinite(data)))

@@ -17,8 +17,8 @@ import numpy as np
 from . import gpu_memory, memory, timeouts
 from .cases import Case
 from .dicom_series import is_series, write_volume
-from .failures import CaseError
-from .image_reading import SIMPLEITK_READERS, read_with_model_reader, reader_class
+from .failures import CaseError, last_line
+from .image_reading import SIMPLEITK_READERS, header_reader, read_with_model_reader, reader_class
 from .input_plausibility import TrainingReference, channel_figures, intensity_notes, load_reference, spacing_notes
 from .job import CaseJob
 from .model import ModelInfo
@@ -68,13 +68,7 @@ def read_header(path: str) -> dict:
         raise CaseError(f"{path}: file does not exist")
     if os.path.getsize(path) == 0:
         raise CaseError(f"{path}: file is empty (0 bytes)")
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(path)
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as error:
-        reason = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown reason"
-        raise CaseError(f"{path}: not a readable image ({reason})") from None
+    reader = header_reader(path, "not a readable image")
     pixel = sitk.GetPixelIDValueAsString(reader.GetPixelID())
     return {
         "file": path,
@@ -223,8 +217,7 @@ def check_voxels(path: str, reader: str = "SimpleITKIO", reference: TrainingRefe
     try:
         image = sitk.ReadImage(path)
     except RuntimeError as error:
-        lines = str(error).strip().splitlines()
-        raise CaseError(f"{path}: voxel data cannot be read ({lines[-1] if lines else 'unknown reason'})") from None
+        raise CaseError(f"{path}: voxel data cannot be read ({last_line(error)})") from None
     array = sitk.GetArrayViewFromImage(image)  # a view: `image` must stay alive while it is used
     if array.dtype.kind == "f":
         bad = array.size - int(np.count_nonzero(np.isfinite(array)))
