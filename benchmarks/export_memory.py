@@ -18,7 +18,7 @@ import numpy as np
 from nnunet_workflow.dev import bench
 from nnunet_workflow.dev.demo_model import prepare_demo
 from nnunet_workflow.dev.synthetic_model import build_random_model
-from nnunet_workflow.memory import separate_z
+from nnunet_workflow.estimates.memory import separate_z
 
 TARGET_SPACING = (2.0, 1.5, 1.5)
 SHAPE = (300, 512, 512)          # z, y, x: nnU-Net's axis order
@@ -59,8 +59,8 @@ def export_once(method: str, model_folder: str, logits_path: str, properties_pat
     """One export in this process, as the workflow's export stage or nnUNetv2_predict would do it."""
     from nnunetv2.inference.export_prediction import export_prediction_from_logits
 
-    from nnunet_workflow.model import load_model, nnunet_plans
-    from nnunet_workflow.streaming_export import NpyChannels, export_streaming
+    from nnunet_workflow.nnunet.model import load_model, nnunet_plans
+    from nnunet_workflow.stages.streaming_export import NpyChannels, export_streaming
 
     plans_manager, configuration_manager, dataset_json = nnunet_plans(load_model(model_folder))
     with open(properties_path, "rb") as handle:

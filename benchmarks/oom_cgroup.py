@@ -26,10 +26,10 @@ import threading
 import time
 from pathlib import Path
 
-from nnunet_workflow.available_memory import MB, cgroup_limit_and_held_bytes
 from nnunet_workflow.dev import bench
 from nnunet_workflow.dev.demo_model import prepare_demo
 from nnunet_workflow.dev.synthetic_model import build_random_model, write_image_case
+from nnunet_workflow.estimates.available_memory import MB, cgroup_limit_and_held_bytes
 
 CGROUP_ROOT = Path("/sys/fs/cgroup/memory")
 TARGET_SPACING = (4.0, 4.0, 4.0)

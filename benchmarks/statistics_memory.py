@@ -14,7 +14,7 @@ import numpy as np
 
 from nnunet_workflow.dev import bench
 from nnunet_workflow.dev.synthetic_model import write_image_case
-from nnunet_workflow.memory import statistics_mb
+from nnunet_workflow.estimates.memory import statistics_mb
 
 SPACING = (0.7, 0.7, 2.5)  # x, y, z
 CHANNELS = 2
@@ -35,11 +35,11 @@ def write_segmentation(path: Path, shape_zyx, labels: int) -> None:
 
 def run_once(folder: str, labels: int) -> None:
     """The statistics stage's handler on the case in `folder`, in this process; its record details to stdout."""
-    from nnunet_workflow.cases import Case
-    from nnunet_workflow.job import CaseJob
-    from nnunet_workflow.layout import Layout
-    from nnunet_workflow.model import ModelInfo
-    from nnunet_workflow.statistics import statistics_case
+    from nnunet_workflow.execution.job import CaseJob
+    from nnunet_workflow.inputs.cases import Case
+    from nnunet_workflow.nnunet.model import ModelInfo
+    from nnunet_workflow.stages.statistics import statistics_case
+    from nnunet_workflow.store.layout import Layout
 
     folder = Path(folder)
     model = ModelInfo(folder, "3d_fullres", ("0",), "checkpoint_final.pth", ("CT", "PET"),

@@ -9,7 +9,7 @@ import pytest
 import SimpleITK as sitk
 
 from nnunet_workflow.dev.runner import REPO
-from nnunet_workflow.model import ModelInfo
+from nnunet_workflow.nnunet.model import ModelInfo
 
 # The demo model's 3d_fullres network as its plans.json gives it (dev/demo_model.py shrinks nnU-Net's plans to
 # these features and 1 conv per stage), and its patch.
@@ -62,8 +62,8 @@ def write_image(path, size=(20, 18, 16), spacing=(1.0, 1.0, 1.0), origin=None, d
 @pytest.fixture(scope="session")
 def demo() -> dict:
     """The built-in demo (built into .demo/ on first use, ~2 min on 2 cores): model, input, truth, case ids."""
-    from nnunet_workflow.cases import discover_cases
     from nnunet_workflow.dev.demo_model import prepare_demo
+    from nnunet_workflow.inputs.cases import discover_cases
 
     paths = prepare_demo(REPO / ".demo")
     cases = discover_cases(paths["input"], ("T1", "T2"))

@@ -9,7 +9,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from nnunet_workflow.dev.runner import BIN, REPO, run_workflow  # noqa: F401 (the tests import them from here)
-from nnunet_workflow.model import load_model
+from nnunet_workflow.nnunet.model import load_model
 
 
 def run_nnunet_predict(model_folder, source, output, *options, folds=None) -> None:

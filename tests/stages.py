@@ -1,18 +1,19 @@
 """Helpers of the stage tests: run stages on demo cases without Snakemake, through the real batch path."""
 
-from nnunet_workflow.batch import run_batch
-from nnunet_workflow.cases import Case
-from nnunet_workflow.job import CaseJob, RunOptions
-from nnunet_workflow.layout import Layout
-from nnunet_workflow.model import load_model
-from nnunet_workflow.preprocess import PREPROCESS
-from nnunet_workflow.records import StageRecord
-from nnunet_workflow.validate import VALIDATE
+from nnunet_workflow.execution.batch import run_batch
+from nnunet_workflow.execution.job import CaseJob, RunOptions
+from nnunet_workflow.inputs.cases import Case
+from nnunet_workflow.nnunet.model import load_model
+from nnunet_workflow.stages.preprocess import PREPROCESS
+from nnunet_workflow.stages.validate import VALIDATE
+from nnunet_workflow.store.layout import Layout
+from nnunet_workflow.store.records import StageRecord
 
 
-def run_one(stage, job: CaseJob) -> StageRecord:
-    """Run one stage for one case as a batch of one; return the case's record as saved."""
-    manifest = run_batch(stage, {job.id: job})
+def run_one(stage, job: CaseJob, fault: str | None = None) -> StageRecord:
+    """Run one stage for one case as a batch of one (injecting a test-only `fault`); return the case's record as
+    saved."""
+    manifest = run_batch(stage, {job.id: job}, faults={job.id: fault} if fault else None)
     return StageRecord.load(manifest.cases[job.id])
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nnunet_workflow.available_memory import available_memory_mb, memory_cgroup_dirs
+from nnunet_workflow.estimates.available_memory import available_memory_mb, memory_cgroup_dirs
 
 GB = 1 << 30
 MEMINFO = "MemTotal:       33554432 kB\nMemAvailable:   25165824 kB\n"  # 24 GB available
@@ -96,7 +96,7 @@ def test_a_real_cgroup_limit_bounds_the_default_budget():
     try:
         limit = child / ("memory.max" if (child / "memory.max").exists() else "memory.limit_in_bytes")
         limit.write_text(str(GB))
-        code = "from nnunet_workflow import resources; print(resources.default_budget_mb())"
+        code = "from nnunet_workflow.planning import resources; print(resources.default_budget_mb())"
         inside = ["sh", "-c", f'echo $$ > {child}/cgroup.procs && exec "$@"', "sh", sys.executable, "-c", code]
         done = subprocess.run(inside, capture_output=True, text=True, check=True)
         budget = int(done.stdout)

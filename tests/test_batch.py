@@ -4,12 +4,12 @@ provenance, files present); a case whose needed stage did not finish is skipped.
 
 from dataclasses import replace
 
-from nnunet_workflow.batch import run_batch
-from nnunet_workflow.cases import Case
-from nnunet_workflow.job import CaseJob
-from nnunet_workflow.layout import Layout
-from nnunet_workflow.records import StageRecord
-from nnunet_workflow.stage import Stage
+from nnunet_workflow.execution.batch import run_batch
+from nnunet_workflow.execution.job import CaseJob
+from nnunet_workflow.execution.stage import Stage
+from nnunet_workflow.inputs.cases import Case
+from nnunet_workflow.store.layout import Layout
+from nnunet_workflow.store.records import StageRecord
 
 
 def write_outputs(state, job):
@@ -126,7 +126,7 @@ def test_a_cascade_members_finished_stages_are_carried_into_the_new_attempt(tmp_
         StageRecord(stage.name, "c1", "done", attempt="a1", provenance="p1").save(layout.record(stage.name, "c1", "a1"))
     for stage in stages:
         folder = "m1/3d_lowres" if stage.previous else "m1"
-        job = CaseJob(Case("c1"), "a2", None, layout, provenance="p1", batch="b2", member=folder, carried_from="a1")
+        job = CaseJob(Case("c1"), "a2", None, layout, provenance="p1", batch="b2", member_dir=folder, carried_from="a1")
         record = run_batch(stage, {"c1": job}).records()["c1"]
         assert (record.status, record.attempt, record.details["carried_from"]) == ("done", "a2", "a1"), stage.name
     assert calls_of(layout) == []

@@ -3,7 +3,7 @@ stages can overlap prediction, per job slot on a cluster; at most 32 cases a bat
 
 from snakemake.resources import Resource
 
-from nnunet_workflow.batch_size import MAX_AUTO_BATCH, auto_batch_size, run_batch_size
+from nnunet_workflow.planning.batch_size import MAX_AUTO_BATCH, auto_batch_size, run_batch_size
 
 CONFIG = {"batch_size": "auto", "device": "auto", "predict_threads": 2}
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from nnunet_workflow.cases import InputError, discover_cases
+from nnunet_workflow.inputs.cases import InputError, discover_cases
 
 CHANNELS = ("T1", "T2")
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from test_model import model_folder
 
-from nnunet_workflow.checkpoint_info import checkpoint_metadata
-from nnunet_workflow.model import ModelError, load_model
+from nnunet_workflow.nnunet.checkpoint_info import checkpoint_metadata
+from nnunet_workflow.nnunet.model import ModelError, load_model
 
 
 def save_checkpoint(path, configuration="3d_fullres"):
@@ -26,7 +26,7 @@ def save_checkpoint(path, configuration="3d_fullres"):
 
 def test_metadata_is_read_without_importing_torch(tmp_path):
     save_checkpoint(tmp_path / "checkpoint_final.pth", "3d_lowres")
-    code = ("import sys; from nnunet_workflow.checkpoint_info import checkpoint_metadata; "
+    code = ("import sys; from nnunet_workflow.nnunet.checkpoint_info import checkpoint_metadata; "
             f"print(checkpoint_metadata({str(tmp_path / 'checkpoint_final.pth')!r})); print('torch' in sys.modules)")
     import subprocess
 

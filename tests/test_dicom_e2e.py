@@ -14,8 +14,8 @@ import SimpleITK as sitk
 from e2e import assert_same_image, run_nnunet_predict, run_workflow
 
 from nnunet_workflow.dev.dicom_data import new_uid, write_series
-from nnunet_workflow.dicom_series import sorted_slice_files
-from nnunet_workflow.layout import Layout
+from nnunet_workflow.inputs.dicom_series import sorted_slice_files
+from nnunet_workflow.store.layout import Layout
 
 pytestmark = pytest.mark.slow
 

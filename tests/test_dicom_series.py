@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_workflow.cases import Case, discover_cases
 from nnunet_workflow.dev.dicom_data import write_series
-from nnunet_workflow.dicom_series import image_files, read_series, remove_volumes
-from nnunet_workflow.failures import CaseError
-from nnunet_workflow.job import CaseJob, RunOptions
-from nnunet_workflow.layout import Layout
-from nnunet_workflow.provenance import case_provenance
+from nnunet_workflow.execution.job import CaseJob, RunOptions
+from nnunet_workflow.inputs.cases import Case, discover_cases
+from nnunet_workflow.inputs.dicom_series import image_files, read_series, remove_volumes
+from nnunet_workflow.planning.provenance import case_provenance
+from nnunet_workflow.store.failures import CaseError
+from nnunet_workflow.store.layout import Layout
 
 
 def volume(depth=12, direction=None):
@@ -125,8 +125,8 @@ def test_an_attempts_volume_is_written_again_when_gone_and_removed_after_the_las
 
 def test_series_volumes_go_when_the_case_fails_or_the_last_stage_reading_images_is_through(tmp_path,
                                                                                         two_channel_model):
-    from nnunet_workflow.pipeline import stages_for
-    from nnunet_workflow.records import DONE, FAILED, StageRecord
+    from nnunet_workflow.planning.pipeline import stages_for
+    from nnunet_workflow.store.records import DONE, FAILED, StageRecord
 
     write_series(volume(), tmp_path / "c1_0000")
     job = CaseJob(Case("c1", {0: str(tmp_path / "c1_0000")}), "a1", two_channel_model, Layout(tmp_path / "r"))
@@ -150,7 +150,7 @@ def test_dicom_seg_segments_are_named_from_dataset_json_labels_or_regions(tmp_pa
     import json
     from dataclasses import replace
 
-    from nnunet_workflow.dicom_seg import segment_names
+    from nnunet_workflow.stages.dicom_seg import segment_names
 
     plain = replace(two_channel_model, labels={"background": 0, "liver": 1, "tumour": 2, "ignore": 3})
     assert segment_names(plain) == {1: "liver", 2: "tumour"}

@@ -11,13 +11,13 @@ import pytest
 import SimpleITK as sitk
 from stages import run_one
 
-from nnunet_workflow import ensemble
-from nnunet_workflow.cases import Case
-from nnunet_workflow.job import CaseJob, RunOptions
-from nnunet_workflow.layout import Layout
-from nnunet_workflow.model import load_model
-from nnunet_workflow.pipeline import ensemble_pipeline
-from nnunet_workflow.records import StageRecord
+from nnunet_workflow.execution.job import CaseJob, RunOptions
+from nnunet_workflow.inputs.cases import Case
+from nnunet_workflow.nnunet.model import load_model
+from nnunet_workflow.planning.pipeline import ensemble_pipeline
+from nnunet_workflow.stages import ensemble
+from nnunet_workflow.store.layout import Layout
+from nnunet_workflow.store.records import StageRecord
 
 LABELS = {"labels": {"background": 0, "a": 1, "b": 2}}
 REGIONS = {"labels": {"background": 0, "whole": [1, 2], "core": 2}, "regions_class_order": [1, 2]}

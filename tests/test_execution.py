@@ -1,6 +1,6 @@
 """The executor a run asked for, read while parsing: local runs get budgets, cluster runs do not."""
 
-from nnunet_workflow.execution import requested_executor, runs_locally
+from nnunet_workflow.planning.run_location import requested_executor, runs_locally
 
 
 def test_command_line_executor():

@@ -4,7 +4,7 @@ import signal
 
 import pytest
 
-from nnunet_workflow.failures import OOM_SHARE, CaseError, death_kind_and_message, error_kind, error_message
+from nnunet_workflow.store.failures import OOM_SHARE, CaseError, death_kind_and_message, error_kind, error_message
 
 
 class OutOfMemoryError(RuntimeError):

@@ -5,13 +5,20 @@ import time
 
 import pytest
 
-from nnunet_workflow.faults import FAULT_ACTIONS, fault_for, with_faults
-from nnunet_workflow.worker import run_once
+from nnunet_workflow.execution.faults import faults_for, with_faults
+from nnunet_workflow.execution.worker import run_once
+
+# every action the config may name
+FAULT_ACTIONS = ("kill", "oom", "stall", "raise", "gpu_oom")
 
 
 class Job:
-    def __init__(self, fault):
-        self.fault = fault
+    id = "c1"
+
+
+def faulty(handle, fault):
+    """The handler as the batch runner wraps it for a batch whose case c1 has `fault` (or none)."""
+    return with_faults(handle, {"c1": fault} if fault else {})
 
 
 def handle(state, job):
@@ -19,7 +26,7 @@ def handle(state, job):
 
 
 def test_without_a_fault_the_handler_runs():
-    outcome = run_once(with_faults(handle), Job(None), timeout_s=30)
+    outcome = run_once(faulty(handle, None), Job(), timeout_s=30)
     assert outcome.ok and outcome.result == {"handled": True}
 
 
@@ -32,7 +39,7 @@ def test_without_a_fault_the_handler_runs():
 def test_each_fault_fails_the_task_as_it_says(tmp_path, fault, kind, message):
     log = tmp_path / "case.log"
     started = time.monotonic()
-    outcome = run_once(with_faults(handle), Job(fault), timeout_s=3, log_path=str(log))
+    outcome = run_once(faulty(handle, fault), Job(), timeout_s=3, log_path=str(log))
     assert (outcome.status, outcome.kind, outcome.message) == ("failed", kind, message)
     assert f"injecting fault {fault!r}" in log.read_text()
     assert time.monotonic() - started < 60
@@ -40,10 +47,9 @@ def test_each_fault_fails_the_task_as_it_says(tmp_path, fault, kind, message):
 
 def test_faults_are_named_per_case_and_stage():
     faults = {"c1": "predict:kill", "c2": "export:stall"}
-    assert fault_for(faults, "c1", "predict") == "kill"
-    assert fault_for(faults, "c1", "export") is None
-    assert fault_for(faults, "c2", "export") == "stall"
-    assert fault_for(faults, "c3", "predict") is None
+    assert faults_for(faults, "predict") == {"c1": "kill"}
+    assert faults_for(faults, "export") == {"c2": "stall"}
+    assert faults_for(faults, "validate") == {}
 
 
 def test_the_schema_allows_every_action_and_no_other():
@@ -67,7 +73,7 @@ class Predictor:
 
 
 def test_a_gpu_oom_fault_fails_prediction_only_while_everything_is_on_the_device():
-    from nnunet_workflow.failures import error_kind
+    from nnunet_workflow.store.failures import error_kind
 
     seen = []
 
@@ -80,5 +86,5 @@ def test_a_gpu_oom_fault_fails_prediction_only_while_everything_is_on_the_device
         return predictor.predict_logits_from_preprocessed_data(None)
 
     state = Predictor()
-    assert with_faults(handle)(state, Job("gpu_oom")) == "logits"
+    assert faulty(handle, "gpu_oom")(state, Job()) == "logits"
     assert seen == ["gpu_out_of_memory"] and state.perform_everything_on_device is False

@@ -10,9 +10,9 @@ from dataclasses import replace
 import pytest
 from conftest import DEMO_ARCHITECTURE, DEMO_PATCH
 
-from nnunet_workflow import gpu_memory
-from nnunet_workflow.available_memory import MB
-from nnunet_workflow.gpu_memory import (
+from nnunet_workflow.estimates import gpu_memory
+from nnunet_workflow.estimates.available_memory import MB
+from nnunet_workflow.estimates.gpu_memory import (
     GPU_ESTIMATE_KEYS,
     gpu_estimates,
     is_gpu_estimate,
@@ -216,7 +216,7 @@ def test_predict_keeps_the_logits_on_the_host_up_front_and_records_its_estimate(
     import numpy as np
     import torch
 
-    from nnunet_workflow import predict
+    from nnunet_workflow.stages import predict
 
     demo = model(two_channel_model)
     np.save(tmp_path / "data.npy", np.zeros((2, 60, 200, 200), dtype=np.float32))

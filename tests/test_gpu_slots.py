@@ -7,12 +7,13 @@ import time
 
 import pytest
 
-from nnunet_workflow.gpu_slots import assigns_gpus, claimed_gpu, one_gpu_for_this_job, visible_gpu_ids
+from nnunet_workflow.execution.gpu_slots import assigns_gpus, claimed_gpu, one_gpu_for_this_job, visible_gpu_ids
 
 
 def test_visible_gpus_come_from_cuda_visible_devices_else_the_device_files(tmp_path):
     assert visible_gpu_ids({"CUDA_VISIBLE_DEVICES": "3, 5,GPU-ab12"}) == ["3", "5", "GPU-ab12"]
     assert visible_gpu_ids({"CUDA_VISIBLE_DEVICES": "-1"}) == []
+    assert visible_gpu_ids({"CUDA_VISIBLE_DEVICES": ""}) == []
     for name in ("nvidia10", "nvidia2", "nvidiactl", "nvidia-uvm"):
         (tmp_path / name).touch()
     assert visible_gpu_ids({}, devices=tmp_path) == ["2", "10"]

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 
-from nnunet_workflow.input_plausibility import (
+from nnunet_workflow.inputs.input_plausibility import (
     TrainingReference,
     channel_figures,
     intensity_notes,

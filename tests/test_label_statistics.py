@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 
-from nnunet_workflow.label_statistics import foreground_labels, label_statistics
-from nnunet_workflow.output_checks import case_notes, robust_z, volume_outliers
+from nnunet_workflow.stages.label_statistics import foreground_labels, label_statistics
+from nnunet_workflow.stages.output_checks import case_notes, robust_z, volume_outliers
 
 
 def test_statistics_equal_a_direct_count_and_numpys_percentiles():

@@ -3,8 +3,8 @@
 import gzip
 from dataclasses import replace
 
-from nnunet_workflow import memory, timeouts
-from nnunet_workflow.image_size import uncompressed_bytes
+from nnunet_workflow.estimates import memory, timeouts
+from nnunet_workflow.inputs.image_size import uncompressed_bytes
 
 
 def test_uncompressed_size_comes_from_the_gzip_trailer(tmp_path):
@@ -69,7 +69,7 @@ def test_a_cascade_stage_reserves_for_the_previous_stage_segmentation_and_its_on
     """Its network takes the previous stage's foreground labels as extra input channels (predict) and its
     preprocess reads and resamples that segmentation; validate estimates the previous stage's stages too,
     at the previous stage's own (coarser) spacing."""
-    from nnunet_workflow.validate import case_estimates
+    from nnunet_workflow.estimates.case_estimates import case_estimates
 
     ct, spacing = [300, 512, 512], [2.5, 0.7, 0.7]
     lowres = replace(two_channel_model, configuration="3d_lowres", target_spacing=(3.0, 1.5, 1.5))
@@ -88,7 +88,7 @@ def test_a_cascade_stage_reserves_for_the_previous_stage_segmentation_and_its_on
 def test_the_statistics_estimate_is_the_runs_own_and_only_when_statistics_run(two_channel_model):
     """Statistics run once per case after the segmentation: one estimate at the top, none for a cascade's previous
     stage, and none when they are off (a case is never refused for a stage that does not run)."""
-    from nnunet_workflow.validate import case_estimates
+    from nnunet_workflow.estimates.case_estimates import case_estimates
 
     ct, spacing = [300, 512, 512], [2.5, 0.7, 0.7]
     cascade = replace(two_channel_model, configuration="3d_cascade_fullres",
@@ -106,7 +106,7 @@ def test_predicts_gpu_estimates_follow_cascade_and_ensemble_copies(two_channel_m
     network takes the one-hot channels too. A model whose network is not counted gets none."""
     from conftest import DEMO_ARCHITECTURE, DEMO_PATCH
 
-    from nnunet_workflow.validate import case_estimates
+    from nnunet_workflow.estimates.case_estimates import case_estimates
 
     ct, spacing = [300, 512, 512], [2.5, 0.7, 0.7]
     counted = replace(two_channel_model, architecture=DEMO_ARCHITECTURE, patch_size=DEMO_PATCH)

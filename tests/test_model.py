@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from nnunet_workflow.model import ModelError, count_classes, load_model
+from nnunet_workflow.nnunet.model import ModelError, count_classes, load_model
 
 DATASET = {"channel_names": {"1": "T2", "0": "T1"}, "labels": {"background": 0, "tumour": 1, "oedema": 2},
            "file_ending": ".nii.gz"}
@@ -129,8 +129,8 @@ def test_a_cascade_stage_finds_its_previous_stage_beside_it_or_where_given(tmp_p
 
 
 def test_an_ensemble_takes_members_of_one_dataset_and_refuses_what_it_cannot_average(tmp_path):
-    from nnunet_workflow.model import describe_run, load_members
-    from nnunet_workflow.pipeline import stages_for
+    from nnunet_workflow.nnunet.model import describe_run, load_members
+    from nnunet_workflow.planning.pipeline import stages_for
 
     fullres = model_folder(tmp_path)
     flat = model_folder(tmp_path, name="nnUNetTrainer__nnUNetPlans__2d")

@@ -4,9 +4,9 @@ import json
 
 from test_model import model_folder
 
-from nnunet_workflow.layout import Layout
-from nnunet_workflow.model import load_model
-from nnunet_workflow.nnunet_files import write_nnunet_files
+from nnunet_workflow.nnunet.model import load_model
+from nnunet_workflow.nnunet.nnunet_files import write_nnunet_files
+from nnunet_workflow.store.layout import Layout
 
 CONFIG = {"input": "/data/in", "results": "/data/out", "save_probabilities": False, "step_size": 0.5, "tta": True,
           "device": "cpu"}

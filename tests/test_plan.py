@@ -1,9 +1,9 @@
 """The run plan: attempts from the records on disk, pending cases only in batches, memory floors."""
 
-from nnunet_workflow.cases import Case
-from nnunet_workflow.layout import Layout
-from nnunet_workflow.plan import RunPlan, make_plan, plan_batches
-from nnunet_workflow.records import StageRecord
+from nnunet_workflow.inputs.cases import Case
+from nnunet_workflow.planning.plan import RunPlan, make_plan, plan_batches
+from nnunet_workflow.store.layout import Layout
+from nnunet_workflow.store.records import StageRecord
 
 
 def make_cases(tmp_path, sizes):

@@ -7,12 +7,12 @@ import pytest
 import SimpleITK as sitk
 from stages import demo_job, run_one, validated_and_preprocessed
 
-from nnunet_workflow.batch import run_batch
-from nnunet_workflow.export import EXPORT
-from nnunet_workflow.job import RunOptions
-from nnunet_workflow.layout import Layout
-from nnunet_workflow.predict import PREDICT
-from nnunet_workflow.records import StageRecord
+from nnunet_workflow.execution.batch import run_batch
+from nnunet_workflow.execution.job import RunOptions
+from nnunet_workflow.stages.export import EXPORT
+from nnunet_workflow.stages.predict import PREDICT
+from nnunet_workflow.store.layout import Layout
+from nnunet_workflow.store.records import StageRecord
 
 pytestmark = pytest.mark.slow
 
@@ -99,11 +99,11 @@ def test_a_case_out_of_gpu_memory_is_predicted_again_with_the_logits_on_the_host
 
     jobs, _, cases = predicted
     case = cases[0]
-    job = replace(jobs[case], attempt="a9", fault="gpu_oom")  # an attempt of its own: a1's record is done
+    job = replace(jobs[case], attempt="a9")  # an attempt of its own: a1's record is done
     job.layout.attempt_dir(case, "a9").mkdir()
     shutil.copy(job.layout.preprocessed(case, "a1"), job.layout.preprocessed(case, "a9"))
     plain = np.load(job.layout.logits(case, "a1"))
-    record = run_one(PREDICT, job)
+    record = run_one(PREDICT, job, fault="gpu_oom")
     assert record.done, record.message
     assert record.details["logits_on_host"] is True
     assert record.warnings == ["predict ran out of GPU memory (OutOfMemoryError: CUDA out of memory (injected "

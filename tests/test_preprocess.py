@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from stages import demo_job, run_one, validated_and_preprocessed
 
-from nnunet_workflow.model import nnunet_plans
-from nnunet_workflow.preprocess import PREPROCESS
-from nnunet_workflow.records import StageRecord
+from nnunet_workflow.nnunet.model import nnunet_plans
+from nnunet_workflow.stages.preprocess import PREPROCESS
+from nnunet_workflow.store.records import StageRecord
 
 pytestmark = pytest.mark.slow
 

@@ -2,10 +2,10 @@
 
 import os
 
-from nnunet_workflow.layout import Layout
-from nnunet_workflow.plan import RunPlan
-from nnunet_workflow.progress import measure, report_progress
-from nnunet_workflow.records import StageRecord
+from nnunet_workflow.planning.plan import RunPlan
+from nnunet_workflow.results.progress import measure, report_progress
+from nnunet_workflow.store.layout import Layout
+from nnunet_workflow.store.records import StageRecord
 
 
 def test_progress_counts_this_runs_cases_and_estimates_the_time_left(tmp_path, capsys):

@@ -2,8 +2,8 @@
 
 import os
 
-from nnunet_workflow.model import load_model
-from nnunet_workflow.provenance import provenance_key
+from nnunet_workflow.nnunet.model import load_model
+from nnunet_workflow.planning.provenance import provenance_key
 
 OPTIONS = {"checkpoint": "checkpoint_final.pth", "step_size": 0.5, "tta": True, "save_probabilities": False,
            "device": "cpu"}
@@ -35,8 +35,8 @@ def test_key_follows_model_files_and_options(tmp_path):
 
 
 def test_a_case_key_follows_its_input_files_by_size_and_mtime_or_by_content(tmp_path):
-    from nnunet_workflow.cases import Case
-    from nnunet_workflow.provenance import case_provenance, run_key_of
+    from nnunet_workflow.inputs.cases import Case
+    from nnunet_workflow.planning.provenance import case_provenance, run_key_of
 
     image = tmp_path / "c1_0000.tif"
     image.write_bytes(b"voxels")
@@ -62,8 +62,8 @@ def test_the_provenance_file_says_what_a_run_key_stands_for(tmp_path):
     import hashlib
     import json
 
-    from nnunet_workflow.layout import Layout
-    from nnunet_workflow.provenance import write_provenance_file
+    from nnunet_workflow.planning.provenance import write_provenance_file
+    from nnunet_workflow.store.layout import Layout
 
     model = load_model(make_model_folder(tmp_path))
     config = {**OPTIONS, "input": str(tmp_path / "images"), "hash_inputs": False}

@@ -4,7 +4,14 @@ robust window of the first channel, written as a PNG."""
 import numpy as np
 from PIL import Image
 
-from nnunet_workflow.qc_preview import GAP_PIXELS, PALETTE, PLANE_PIXELS, fullest_planes, render_preview, write_png
+from nnunet_workflow.stages.qc_preview import (
+    GAP_PIXELS,
+    PALETTE,
+    PLANE_PIXELS,
+    fullest_planes,
+    render_preview,
+    write_png,
+)
 
 
 def test_each_plane_is_the_fullest_and_shows_the_labels_colour(tmp_path):

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from nnunet_workflow.model import ModelError
-from nnunet_workflow.recommended import apply_recommended
+from nnunet_workflow.nnunet.model import ModelError
+from nnunet_workflow.nnunet.recommended import apply_recommended
 
 TRAINER, PLANS = "nnUNetTrainer", "nnUNetPlans"
 

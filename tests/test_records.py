@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from nnunet_workflow.atomic_files import atomic_path, remove_partial_files
-from nnunet_workflow.manifest import BatchManifest
-from nnunet_workflow.records import StageRecord
+from nnunet_workflow.store.atomic_files import atomic_path, remove_partial_files
+from nnunet_workflow.store.manifest import BatchManifest
+from nnunet_workflow.store.records import StageRecord
 
 
 def test_atomic_path_leaves_old_file_when_the_writer_fails(tmp_path):

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from nnunet_workflow.layout import Layout
-from nnunet_workflow.qc_preview import PALETTE, render_preview, write_png
-from nnunet_workflow.report import THUMBNAIL_HEIGHT, write_report
+from nnunet_workflow.results.report import THUMBNAIL_HEIGHT, write_report
+from nnunet_workflow.stages.qc_preview import PALETTE, render_preview, write_png
+from nnunet_workflow.store.layout import Layout
 
 CHROMIUM = shutil.which("chromium")
 

@@ -3,12 +3,13 @@ attempt, the cap of the largest job, runtimes, defaults for a case without estim
 
 from types import SimpleNamespace
 
-from nnunet_workflow import memory, resources
-from nnunet_workflow.cases import Case
-from nnunet_workflow.layout import Layout
-from nnunet_workflow.manifest import BatchManifest
-from nnunet_workflow.plan import RunPlan
-from nnunet_workflow.records import StageRecord
+from nnunet_workflow.estimates import memory, stage_needs
+from nnunet_workflow.inputs.cases import Case
+from nnunet_workflow.planning import resources
+from nnunet_workflow.planning.plan import RunPlan
+from nnunet_workflow.store.layout import Layout
+from nnunet_workflow.store.manifest import BatchManifest
+from nnunet_workflow.store.records import StageRecord
 
 
 def policy_with_validated(tmp_path, runs_locally=True, max_job_mem_mb=None, floors=None):
@@ -48,17 +49,17 @@ def test_a_batch_reserves_its_largest_case_plus_the_job_around_it(tmp_path):
 def test_a_case_without_estimates_reserves_the_stage_base_and_its_default_time(tmp_path):
     policy, wildcards, input = policy_with_validated(tmp_path)
     validated = BatchManifest.load(input.validate).records()
-    assert resources.estimated_mb("export", policy.cases["bad"], validated["bad"]) == memory.NNUNET_BASE_MB
-    assert resources.estimated_mb("predict", policy.cases["bad"], None) == memory.PREDICT_BASE_MB
-    assert resources.estimated_s("export", policy.cases["bad"], validated["bad"]) == 600
+    assert stage_needs.estimated_mb("export", policy.cases["bad"], validated["bad"]) == memory.NNUNET_BASE_MB
+    assert stage_needs.estimated_mb("predict", policy.cases["bad"], None) == memory.PREDICT_BASE_MB
+    assert stage_needs.estimated_s("export", policy.cases["bad"], validated["bad"]) == 600
 
 
 def test_statistics_of_a_case_validated_before_they_existed_are_estimated_from_its_geometry(tmp_path):
     older = StageRecord("validate", "old", "done", details={
         "estimates": {"export_mb": 900}, "geometry": {"shape_nnunet": [300, 512, 512], "channels": 2}})
     case = Case("old", {0: "old_0000.nii.gz"})
-    assert resources.estimated_mb("statistics", case, older) == memory.statistics_mb(300 * 512 * 512, 2) > 2000
-    assert resources.estimated_mb("statistics", case, None) == memory.VALIDATE_BASE_MB
+    assert stage_needs.estimated_mb("statistics", case, older) == memory.statistics_mb(300 * 512 * 512, 2) > 2000
+    assert stage_needs.estimated_mb("statistics", case, None) == memory.VALIDATE_BASE_MB
 
 
 def test_floors_after_running_out_of_memory_and_the_cap_of_the_largest_job(tmp_path):
@@ -73,24 +74,24 @@ def test_floors_after_running_out_of_memory_and_the_cap_of_the_largest_job(tmp_p
 def test_runtime_is_the_sum_of_the_timeouts_plus_the_worker_start_in_minutes(tmp_path):
     policy, wildcards, input = policy_with_validated(tmp_path)
     assert policy.runtime("preprocess")(wildcards, input) == -(-(400 + 310 + 600) // 60) + resources.JOB_SLACK_MIN
-    predict_s = resources.STAGE_RESOURCES["predict"].setup_s + 900 + 610 + 600
+    predict_s = stage_needs.STAGE_RESOURCES["predict"].setup_s + 900 + 610 + 600
     assert policy.runtime("predict")(wildcards, input) == -(-predict_s // 60) + resources.JOB_SLACK_MIN
     assert resources.runtime_minutes(60) == 1 + resources.JOB_SLACK_MIN
     assert resources.runtime_minutes(61) == 2 + resources.JOB_SLACK_MIN
 
 
 def test_every_stage_of_a_case_has_a_resource_line():
-    from nnunet_workflow.pipeline import ALL_STAGE_NAMES, STAGE_NAMES
+    from nnunet_workflow.planning.pipeline import ALL_STAGE_NAMES, STAGE_NAMES
 
     assert STAGE_NAMES == ("validate", "preprocess", "predict", "export")
-    assert tuple(resources.STAGE_RESOURCES) == (*STAGE_NAMES, "ensemble", "postprocess", "statistics", "dicom_seg")
-    assert all(resources.stage_resources(stage) for stage in ALL_STAGE_NAMES)
+    assert tuple(stage_needs.STAGE_RESOURCES) == (*STAGE_NAMES, "ensemble", "postprocess", "statistics", "dicom_seg")
+    assert all(stage_needs.stage_resources(stage) for stage in ALL_STAGE_NAMES)
 
 
 def test_a_cascade_runs_its_previous_stage_first_through_copies_of_the_stages(two_channel_model):
     from dataclasses import replace
 
-    from nnunet_workflow.pipeline import stage_names_for, stages_for
+    from nnunet_workflow.planning.pipeline import stage_names_for, stages_for
 
     cascade = replace(two_channel_model, previous_stage=replace(two_channel_model, configuration="3d_lowres"))
     assert stage_names_for(two_channel_model) == ("validate", "preprocess", "predict", "export")
@@ -104,7 +105,7 @@ def test_a_cascade_runs_its_previous_stage_first_through_copies_of_the_stages(tw
     assert [stages[s].needs for s in stages] == [None, "validate", "prev_preprocess", "prev_predict", "prev_export",
                                                  "preprocess", "predict"]
     assert [s for s in stages if stages[s].previous] == ["prev_preprocess", "prev_predict", "prev_export"]
-    assert resources.stage_resources("prev_predict") == resources.STAGE_RESOURCES["predict"]
+    assert stage_needs.stage_resources("prev_predict") == stage_needs.STAGE_RESOURCES["predict"]
     assert stages["prev_predict"].loads_model and stages["prev_predict"].handle is stages["predict"].handle
 
 
@@ -113,13 +114,7 @@ def test_the_default_budget_is_a_share_of_what_is_available():
     assert resources.default_budget_mb(available_mb=0) == 0
 
 
-def test_gpus_are_counted_from_cuda_visible_devices_else_the_device_files(tmp_path):
-    assert resources.visible_gpus({"CUDA_VISIBLE_DEVICES": "0,2"}, tmp_path) == 2
-    assert resources.visible_gpus({"CUDA_VISIBLE_DEVICES": "-1"}, tmp_path) == 0
-    assert resources.visible_gpus({"CUDA_VISIBLE_DEVICES": ""}, tmp_path) == 0
-    for name in ("nvidia0", "nvidia1", "nvidiactl", "nvidia-uvm"):
-        (tmp_path / name).touch()
-    assert resources.visible_gpus({}, tmp_path) == 2
+def test_predict_jobs_claim_a_gpu_unless_the_device_is_the_cpu():
     assert resources.predict_gpus("cpu") == 0 and resources.predict_gpus("cuda:1") == 1
 
 

@@ -12,7 +12,7 @@ import pytest
 import SimpleITK as sitk
 from e2e import run_workflow
 
-from nnunet_workflow.layout import Layout
+from nnunet_workflow.store.layout import Layout
 
 pytestmark = pytest.mark.slow
 

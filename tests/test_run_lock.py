@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from nnunet_workflow import run_lock
+from nnunet_workflow.store import run_lock
 
 
 def dead_pid() -> int:

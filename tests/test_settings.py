@@ -3,7 +3,7 @@
 import yaml
 from conftest import REPO
 
-from nnunet_workflow.settings import coerce_config
+from nnunet_workflow.planning.settings import coerce_config
 
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
 

@@ -8,10 +8,10 @@ import numpy as np
 import SimpleITK as sitk
 from stages import run_one
 
-from nnunet_workflow.cases import Case
-from nnunet_workflow.job import CaseJob
-from nnunet_workflow.layout import Layout
-from nnunet_workflow.statistics import STATISTICS
+from nnunet_workflow.execution.job import CaseJob
+from nnunet_workflow.inputs.cases import Case
+from nnunet_workflow.stages.statistics import STATISTICS
+from nnunet_workflow.store.layout import Layout
 
 
 def write(array, path, spacing=(0.8, 0.7, 2.5)):

@@ -5,7 +5,7 @@ ties and NaNs, region models, and slabs down to one row."""
 import numpy as np
 import pytest
 
-from nnunet_workflow import streaming_export
+from nnunet_workflow.stages import streaming_export
 
 pytest.importorskip("nnunetv2")
 from nnunetv2.preprocessing.resampling.default_resampling import resample_data_or_seg_to_shape  # noqa: E402

@@ -3,10 +3,10 @@ from the records of finished cases, as the summary rule declares them."""
 
 import pandas as pd
 
-from nnunet_workflow.layout import Layout
-from nnunet_workflow.manifest import BatchManifest
-from nnunet_workflow.records import StageRecord
-from nnunet_workflow.summary import brief, collect_records, write_summary
+from nnunet_workflow.results.summary import brief, collect_records, write_summary
+from nnunet_workflow.store.layout import Layout
+from nnunet_workflow.store.manifest import BatchManifest
+from nnunet_workflow.store.records import StageRecord
 
 
 def save(layout, record):

@@ -9,10 +9,10 @@ import SimpleITK as sitk
 from conftest import write_image
 from stages import run_one
 
-from nnunet_workflow.cases import Case
-from nnunet_workflow.job import CaseJob, RunOptions
-from nnunet_workflow.layout import Layout
-from nnunet_workflow.validate import VALIDATE
+from nnunet_workflow.execution.job import CaseJob, RunOptions
+from nnunet_workflow.inputs.cases import Case
+from nnunet_workflow.stages.validate import VALIDATE
+from nnunet_workflow.store.layout import Layout
 
 
 def validate(case, model, max_job_mb=None):
@@ -158,8 +158,8 @@ def test_gpu_estimates_are_not_held_against_the_largest_job(tmp_path, two_channe
     recorded but refuse nothing."""
     from conftest import DEMO_ARCHITECTURE, DEMO_PATCH
 
-    from nnunet_workflow.failures import CaseError
-    from nnunet_workflow.validate import check_memory
+    from nnunet_workflow.estimates.case_estimates import check_memory
+    from nnunet_workflow.store.failures import CaseError
 
     gpu = {"voxels": 1, "predict_mb": 900, "predict_gpu_mb": 50_000, "prev_predict_gpu_host_logits_mb": 40_000,
            "m1_predict_gpu_mb": 50_000}

@@ -4,8 +4,8 @@ import os
 import signal
 import time
 
-from nnunet_workflow.failures import CaseError
-from nnunet_workflow.worker import Worker, run_once
+from nnunet_workflow.execution.worker import Worker, run_once
+from nnunet_workflow.store.failures import CaseError
 
 
 def double(state, x):

@@ -14,7 +14,7 @@ import pytest
 from e2e import BIN, REPO, assert_same_image, run_nnunet_predict, run_workflow
 
 from nnunet_workflow.dev.demo_report import dice_table
-from nnunet_workflow.layout import Layout
+from nnunet_workflow.store.layout import Layout
 
 pytestmark = pytest.mark.slow
 

@@ -6,77 +6,58 @@ import yaml
 
 from snakemake.utils import min_version, validate
 
-from nnunet_workflow import run_lock
-from nnunet_workflow.atomic_files import remove_partial_files
-from nnunet_workflow.batch_size import run_batch_size
-from nnunet_workflow.cases import discover_cases
-from nnunet_workflow.execution import runs_locally
-from nnunet_workflow.layout import Layout
-from nnunet_workflow.model import describe_run, load_members
-from nnunet_workflow.nnunet_files import write_nnunet_files
-from nnunet_workflow.plan import RunPlan, make_plan
-from nnunet_workflow.postprocess import check_postprocessing_file
-from nnunet_workflow.provenance import (
-    case_provenance,
-    provenance_key,
-    write_provenance_file,
-)
-from nnunet_workflow.recommended import apply_recommended
-from nnunet_workflow.pipeline import AFTER_SEGMENTATION, segmenting_stage, stages_for
-from nnunet_workflow.resources import (
+from nnunet_workflow.inputs.cases import discover_cases
+from nnunet_workflow.nnunet.model import describe_run
+from nnunet_workflow.nnunet.nnunet_files import write_nnunet_files
+from nnunet_workflow.planning.batch_size import run_batch_size
+from nnunet_workflow.planning.plan import RunPlan, make_plan
+from nnunet_workflow.planning.provenance import case_provenance, write_provenance_file
+from nnunet_workflow.planning.resources import (
     ResourcePolicy,
     apply_local_budgets,
-    member_rule_stage,
     predict_gpus,
 )
-from nnunet_workflow.settings import coerce_config
-from nnunet_workflow.summary import print_brief
+from nnunet_workflow.planning.run_location import runs_locally
+from nnunet_workflow.planning.run_setup import RunSetup, resolve_run
+from nnunet_workflow.planning.settings import coerce_config
+from nnunet_workflow.results.summary import print_brief
+from nnunet_workflow.store import run_lock, stage_names
+from nnunet_workflow.store.atomic_files import remove_partial_files
+from nnunet_workflow.store.layout import Layout
 
 min_version("9.0")
 
 SCHEMA_PATH = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 coerce_config(config, yaml.safe_load(SCHEMA_PATH.read_text()))
 validate(config, schema=str(SCHEMA_PATH))
-# model=DatasetXXX_Name/ (with inference_information.json): what nnU-Net recommends there
-RECOMMENDED = apply_recommended(config)
-
-# The model, or an ensemble's members (model=[A,B]); MODEL, the first, stands for the run's
-# channels, labels, file ending and reader.
-MEMBERS = load_members(
-    config["model"],
-    config["folds"],
-    config["checkpoint"],
-    config["configuration"],
-    config["previous_stage_model"],
-)
-MODEL = MEMBERS[0]
-POSTPROCESSING = check_postprocessing_file(config["postprocessing"])
-STAGES = stages_for(MEMBERS, POSTPROCESSING, config["statistics"], config["dicom_seg"])
-STAGE_NAMES = tuple(STAGES)
-# the stage that writes the segmentations, and those that look at them after (statistics, dicom_seg)
-SEGMENTING_STAGE = segmenting_stage(STAGE_NAMES)
-AFTER_STAGES = tuple(name for name in STAGE_NAMES if name in AFTER_SEGMENTATION)
-CASES = discover_cases(config["input"], MODEL.channel_names)
+LAYOUT = Layout(config["results"])
 # Whether jobs run on this machine: known from the command line and profile, since Snakemake
 # attaches its executor (workflow.local_exec) only after this file is parsed.
 RUNS_LOCALLY = runs_locally(sys.argv)
-LAYOUT = Layout(config["results"])
-# The main process decides the plan from the records on disk; job processes that re-parse this
-# file (cluster jobs) read the plan it saved at start instead, so batches cannot change under them.
-RUN_KEY = provenance_key(MEMBERS, config)
+# The main process resolves the run (model=DatasetXXX_Name/: what nnU-Net recommends there; the
+# model or an ensemble's members; the stages) and plans it from the records on disk, read-only;
+# it saves both when the run starts. Job processes that re-parse this file (cluster jobs) read
+# them instead, so neither the run nor its batches can change under them.
 if workflow.is_main_process:
+    SETUP = resolve_run(config)
     print(
-        "\n".join(describe_run(MEMBERS, config["postprocessing"], RECOMMENDED)),
+        "\n".join(
+            describe_run(SETUP.members, config["postprocessing"], SETUP.recommended)
+        ),
         file=sys.stderr,
     )
+    CASES = discover_cases(config["input"], SETUP.model.channel_names)
     BUDGET_MB = apply_local_budgets(workflow.global_resources, RUNS_LOCALLY)
     PLAN = make_plan(
         CASES,
         LAYOUT,
-        MODEL.file_ending,
+        SETUP.model.file_ending,
         {
             case: case_provenance(
-                RUN_KEY, CASES[case], MODEL.image_reader_writer, config["hash_inputs"]
+                SETUP.run_key,
+                CASES[case],
+                SETUP.model.image_reader_writer,
+                config["hash_inputs"],
             )
             for case in CASES
         },
@@ -89,11 +70,20 @@ if workflow.is_main_process:
             RUNS_LOCALLY,
         ),
         min(filter(None, (config["max_job_mem_mb"], BUDGET_MB)), default=None),
-        SEGMENTING_STAGE,
-        AFTER_STAGES,
+        SETUP.segmenting_stage,
+        SETUP.after_segmentation,
     )
 else:
+    SETUP = RunSetup.load(LAYOUT.run_setup())
+    config.update(SETUP.config)
     PLAN = RunPlan.load(LAYOUT.plan())
+    CASES = PLAN.pending_cases()
+# The model, or an ensemble's members; MODEL, the first, stands for the run's channels, labels,
+# file ending and reader.
+MEMBERS = SETUP.members
+MODEL = SETUP.model
+STAGES = SETUP.stages
+STAGE_NAMES = tuple(STAGES)
 POLICY = ResourcePolicy(PLAN, CASES, RUNS_LOCALLY)
 SEGMENTED = set(PLAN.segmented)
 # the summary rule's outputs: the summary, and the run's statistics table when statistics are on
@@ -107,8 +97,9 @@ onstart:
     run_lock.acquire(LAYOUT.run_lock())
     remove_partial_files(LAYOUT.results)
     PLAN.save(LAYOUT.plan())
+    SETUP.save(LAYOUT.run_setup())
     write_nnunet_files(LAYOUT, MODEL, config)
-    write_provenance_file(LAYOUT, MEMBERS, config, RUN_KEY)
+    write_provenance_file(LAYOUT, MEMBERS, config, SETUP.run_key)
 
 
 onsuccess:
@@ -156,7 +147,7 @@ def stage_upstream(stage):
     """
 
     def upstream(wildcards):
-        name = member_rule_stage(stage, wildcards)
+        name = stage_names.with_member(stage, wildcards)
         needed = dict.fromkeys(("validate", *STAGES[name].needed))
         return {n: str(LAYOUT.manifest(wildcards.batch, n)) for n in needed}
 

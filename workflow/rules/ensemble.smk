@@ -7,39 +7,41 @@ wildcard_constraints:
 # Each member's stages: the rules of one model's, with the member's wildcard.
 use rule preprocess as member_preprocess with:
     input:
-        unpack(stage_upstream("m{member}_preprocess")),
+        unpack(stage_upstream(stage_names.member_pattern("preprocess"))),
     output:
-        manifest=str(LAYOUT.manifest("{batch}", "m{member}_preprocess")),
+        manifest=str(
+            LAYOUT.manifest("{batch}", stage_names.member_pattern("preprocess"))
+        ),
     log:
-        str(LAYOUT.log("m{member}_preprocess", "{batch}")),
+        str(LAYOUT.log(stage_names.member_pattern("preprocess"), "{batch}")),
     resources:
-        mem_mb=POLICY.mem_mb("m{member}_preprocess"),
-        runtime=POLICY.runtime("m{member}_preprocess"),
+        mem_mb=POLICY.mem_mb(stage_names.member_pattern("preprocess")),
+        runtime=POLICY.runtime(stage_names.member_pattern("preprocess")),
 
 
 use rule predict as member_predict with:
     input:
-        unpack(stage_upstream("m{member}_predict")),
+        unpack(stage_upstream(stage_names.member_pattern("predict"))),
     output:
-        manifest=str(LAYOUT.manifest("{batch}", "m{member}_predict")),
+        manifest=str(LAYOUT.manifest("{batch}", stage_names.member_pattern("predict"))),
     log:
-        str(LAYOUT.log("m{member}_predict", "{batch}")),
+        str(LAYOUT.log(stage_names.member_pattern("predict"), "{batch}")),
     resources:
-        mem_mb=POLICY.mem_mb("m{member}_predict"),
-        runtime=POLICY.runtime("m{member}_predict"),
+        mem_mb=POLICY.mem_mb(stage_names.member_pattern("predict")),
+        runtime=POLICY.runtime(stage_names.member_pattern("predict")),
         gpu=predict_gpus(config["device"]),
 
 
 use rule export as member_export with:
     input:
-        unpack(stage_upstream("m{member}_export")),
+        unpack(stage_upstream(stage_names.member_pattern("export"))),
     output:
-        manifest=str(LAYOUT.manifest("{batch}", "m{member}_export")),
+        manifest=str(LAYOUT.manifest("{batch}", stage_names.member_pattern("export"))),
     log:
-        str(LAYOUT.log("m{member}_export", "{batch}")),
+        str(LAYOUT.log(stage_names.member_pattern("export"), "{batch}")),
     resources:
-        mem_mb=POLICY.mem_mb("m{member}_export"),
-        runtime=POLICY.runtime("m{member}_export"),
+        mem_mb=POLICY.mem_mb(stage_names.member_pattern("export")),
+        runtime=POLICY.runtime(stage_names.member_pattern("export")),
 
 
 rule ensemble:
@@ -64,36 +66,42 @@ rule ensemble:
 # (its files in work/{case}/a1/m{member}/3d_lowres/ and {results}/m{member}/3d_lowres/).
 use rule prev_preprocess as member_prev_preprocess with:
     input:
-        unpack(stage_upstream("m{member}_prev_preprocess")),
+        unpack(stage_upstream(stage_names.member_pattern("prev_preprocess"))),
     output:
-        manifest=str(LAYOUT.manifest("{batch}", "m{member}_prev_preprocess")),
+        manifest=str(
+            LAYOUT.manifest("{batch}", stage_names.member_pattern("prev_preprocess"))
+        ),
     log:
-        str(LAYOUT.log("m{member}_prev_preprocess", "{batch}")),
+        str(LAYOUT.log(stage_names.member_pattern("prev_preprocess"), "{batch}")),
     resources:
-        mem_mb=POLICY.mem_mb("m{member}_prev_preprocess"),
-        runtime=POLICY.runtime("m{member}_prev_preprocess"),
+        mem_mb=POLICY.mem_mb(stage_names.member_pattern("prev_preprocess")),
+        runtime=POLICY.runtime(stage_names.member_pattern("prev_preprocess")),
 
 
 use rule prev_predict as member_prev_predict with:
     input:
-        unpack(stage_upstream("m{member}_prev_predict")),
+        unpack(stage_upstream(stage_names.member_pattern("prev_predict"))),
     output:
-        manifest=str(LAYOUT.manifest("{batch}", "m{member}_prev_predict")),
+        manifest=str(
+            LAYOUT.manifest("{batch}", stage_names.member_pattern("prev_predict"))
+        ),
     log:
-        str(LAYOUT.log("m{member}_prev_predict", "{batch}")),
+        str(LAYOUT.log(stage_names.member_pattern("prev_predict"), "{batch}")),
     resources:
-        mem_mb=POLICY.mem_mb("m{member}_prev_predict"),
-        runtime=POLICY.runtime("m{member}_prev_predict"),
+        mem_mb=POLICY.mem_mb(stage_names.member_pattern("prev_predict")),
+        runtime=POLICY.runtime(stage_names.member_pattern("prev_predict")),
         gpu=predict_gpus(config["device"]),
 
 
 use rule prev_export as member_prev_export with:
     input:
-        unpack(stage_upstream("m{member}_prev_export")),
+        unpack(stage_upstream(stage_names.member_pattern("prev_export"))),
     output:
-        manifest=str(LAYOUT.manifest("{batch}", "m{member}_prev_export")),
+        manifest=str(
+            LAYOUT.manifest("{batch}", stage_names.member_pattern("prev_export"))
+        ),
     log:
-        str(LAYOUT.log("m{member}_prev_export", "{batch}")),
+        str(LAYOUT.log(stage_names.member_pattern("prev_export"), "{batch}")),
     resources:
-        mem_mb=POLICY.mem_mb("m{member}_prev_export"),
-        runtime=POLICY.runtime("m{member}_prev_export"),
+        mem_mb=POLICY.mem_mb(stage_names.member_pattern("prev_export")),
+        runtime=POLICY.runtime(stage_names.member_pattern("prev_export")),

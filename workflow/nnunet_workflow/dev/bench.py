@@ -11,11 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-from .. import memory
-from ..layout import WORK, Layout
-from ..model import load_model
-from ..pipeline import STAGE_NAMES
-from ..records import StageRecord
+from ..estimates import memory
+from ..nnunet.model import load_model
+from ..planning.pipeline import STAGE_NAMES
+from ..store.layout import WORK, Layout
+from ..store.records import StageRecord
 from . import runner
 from .runner import BIN, REPO  # noqa: F401 (the benchmarks use bench.REPO)
 

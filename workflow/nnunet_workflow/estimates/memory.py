@@ -1,0 +1,182 @@
+"""Memory estimates per stage, from a case's geometry and the model.
+
+Each estimate is a worker's base (its imports) plus the bytes of the arrays the stage holds at its
+peak: S0 original voxels, S1 voxels at the model's target spacing, C channels, K output channels
+(classes or regions). The byte counts follow the arrays nnU-Net's code allocates; the bases and the
+coefficients are calibrated by `benchmarks/memory_model.py`, which measures the peak RSS of every
+stage on cases from 64^3 to 512x512x300 (isotropic and with nnU-Net's separate-z path) with 3 and
+50 classes: each estimate must be above its measurement, with a median over-reservation <= 1.3x.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from ..inputs.image_size import uncompressed_bytes
+from . import gpu_memory
+from .available_memory import MB
+
+# Predict saves the logits as float16, as nnU-Net hands them to export (and holds them on the GPU).
+from .gpu_memory import LOGITS_BYTES
+
+# Resident memory of a stage worker before it reads an image: a Python process that imported
+# nnU-Net and torch (measured 394-474 MB for preprocess and export on small cases) ...
+NNUNET_BASE_MB = 480
+# ... and a predict worker, which also holds torch's CPU kernels and the network (717-782 MB measured).
+PREDICT_BASE_MB = 830
+VALIDATE_BASE_MB = 250
+# Every byte count below is multiplied by this margin (allocator slack, arrays briefly doubled).
+MARGIN = 1.15
+ANISOTROPY_THRESHOLD = 3
+# Work arrays of the streaming export per output voxel of a slab (coordinates, values, masks).
+SLAB_WORK_BYTES = 64
+SLAB_VOXELS = 1 << 21
+
+
+def resampled_shape(shape, spacing, target_spacing) -> list[int]:
+    """Shape at the target spacing, as nnU-Net's compute_new_shape rounds it."""
+    return [int(round(s * sp / t)) for s, sp, t in zip(shape, spacing, target_spacing)]
+
+
+def _anisotropic(spacing) -> bool:
+    return max(spacing) / min(spacing) > ANISOTROPY_THRESHOLD
+
+
+def separate_z(spacing, target_spacing) -> bool:
+    """Whether nnU-Net resamples this case along z separately (anisotropic source or target)."""
+    return _anisotropic(spacing) or _anisotropic(target_spacing)
+
+
+def lowres_axis(spacing, target_spacing) -> int:
+    """The axis nnU-Net's separate-z path treats apart: the coarsest of the source, else of the target."""
+    chosen = spacing if _anisotropic(spacing) else target_spacing
+    return max(range(len(chosen)), key=lambda a: chosen[a])
+
+
+def preprocess_bytes(c, s0, s1, separate) -> int:
+    """Reading, cropping, normalizing and resampling to the target spacing (order 3). Fitted per channel on
+    measurements: ~16.5 bytes per original voxel (the image in float32 and float64 copies, masks) and
+    ~66 bytes per target voxel (spline work arrays, the resampled data and its float64 output), ~45 on
+    the separate-z path. A CT at 4 mm (few target voxels) and at 2x1.5x1.5 mm (many) pin the two apart."""
+    per_target_voxel = 45 if separate else 66
+    return math.ceil(c * (16.5 * s0 + per_target_voxel * s1))
+
+
+def cascade_preprocess_bytes(c, labels, s0, s1) -> int:
+    """What a cascade stage's preprocess holds besides: the previous stage's segmentation as its reader gives
+    it (float32), then its one-hot channels (float32 per foreground label) and the stacked copy of every
+    channel. Measured on a 240x240x140 case (2 channels, 2 labels): 220 MB more than without (this: 247)."""
+    return 4 * s0 + 4 * labels * s1 + 4 * (c + labels) * s1
+
+
+def predict_bytes(c, k, s1, folds) -> int:
+    """The preprocessed data (float32, padded copy) and the logits: ~5 bytes per class and voxel on the
+    network grid measured on CPU (float16 accumulators, float16 logits and the patch outputs); a second
+    fold's logits while folds are averaged."""
+    return (5 * k + 4 * c + 4) * s1 + (LOGITS_BYTES * k * s1 if folds > 1 else 0)
+
+
+def export_bytes(k, s1, s0, separate_work, streaming, save_probabilities, plane=0) -> int:
+    """Bytes beyond the base that export holds at its peak (S0 stands in for the cropped volume).
+
+    Streaming (streaming_export), the larger of: one class of the logits and its float64 copy on the
+    network grid, the running maximum and argmax, one slab's (or, on the separate-z path, one plane's)
+    work arrays; and writing: the un-cropped segmentation and the writer's copies.
+    nnU-Net's export, the larger of: resampling (every class in float64 on the network grid, every
+    class resampled in float16, one class's resampling work arrays: `separate_work` bytes per output
+    voxel) and the argmax (int64) or the probabilities (float32 of every class, un-cropped copy).
+    """
+    if streaming:
+        work = SLAB_WORK_BYTES * (plane if plane else min(SLAB_VOXELS, s0))
+        channels = (LOGITS_BYTES + 8) * s1 + (LOGITS_BYTES + 1) * s0 + work
+        return max(channels, 3 * s0)
+    resampling = (8 + LOGITS_BYTES) * k * s1 + LOGITS_BYTES * k * s0 + separate_work * s0
+    if save_probabilities:
+        return max(resampling, (LOGITS_BYTES + 8) * k * s0 + 9 * s0)
+    return max(resampling, LOGITS_BYTES * k * s0 + 9 * s0)
+
+
+def _mb(base_mb: int, nbytes: float) -> int:
+    return base_mb + math.ceil(MARGIN * nbytes / MB)
+
+
+def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_probabilities=False) -> dict:
+    """Peak RSS (MB) of preprocess, predict and export of one case, and the voxel counts they come from; and
+    predict's GPU memory (`predict_gpu_mb`, `predict_gpu_host_logits_mb`: not host memory, see gpu_memory)
+    where the model's network is one gpu_memory counts.
+
+    `shape` and `spacing` are in nnU-Net's axis order after `transpose_forward`. A cascade stage's network
+    takes the previous stage's foreground labels as extra (one-hot) input channels.
+    """
+    target = list(model.target_spacing)
+    if len(target) < len(shape):  # 2d configuration: the first axis keeps its spacing
+        target = [spacing[0], *target]
+    new_shape = resampled_shape(shape, spacing, target)
+    s0, s1 = math.prod(shape), math.prod(new_shape)
+    c, k = channels, model.num_classes
+    separate = separate_z(spacing, target)
+    streaming = model.streaming_export and not save_probabilities
+    plane, separate_work = 0, 16  # joint resampling: float64 output and its clipped copy
+    if separate:
+        axis = lowres_axis(spacing, target)
+        plane = s0 // max(1, shape[axis])
+        # slices resized in-plane (float64, as many as the network grid has along the axis), then
+        # index grids and coordinate maps (int64 and float64, 3 each) and the float64 output
+        separate_work = 8 * max(1, new_shape[axis]) / max(1, shape[axis]) + 56
+    folds = len(model.folds)
+    labels = model.previous_stage.foreground_labels if model.previous_stage is not None else 0
+    preprocess = max((bytes_per_voxel + 4) * c * s0, preprocess_bytes(c, s0, s1, separate))
+    if labels:
+        preprocess += cascade_preprocess_bytes(c, labels, s0, s1)
+    return {
+        "voxels": s0,
+        "voxels_resampled": s1,
+        "separate_z": separate,
+        "preprocess_mb": _mb(NNUNET_BASE_MB, preprocess),
+        "predict_mb": _mb(PREDICT_BASE_MB, predict_bytes(c + labels, k, s1, folds)),
+        "export_mb": _mb(NNUNET_BASE_MB, export_bytes(k, s1, s0, separate_work, streaming, save_probabilities,
+                                                      plane)),
+        **gpu_memory.gpu_estimates(model, new_shape),
+    }
+
+
+def member_export_mb(s0, k) -> int:
+    """An ensemble member's export: nnU-Net's resampling of every class to the original grid and its
+    float32 probabilities. Measured by benchmarks/ensemble_memory.py on a 512x512x300 case with 3 classes
+    (separate-z path): 6576 MB above the base, 29 bytes per class and voxel; this allows 30 (and the margin)."""
+    return _mb(NNUNET_BASE_MB, 30 * k * s0)
+
+
+def ensemble_mb(s0, k) -> int:
+    """The ensemble by slab: the segmentation and the writer's copies (SimpleITK's image, a cast), and per slab
+    every class of the running average, one member's slab read and stacked, and the argmax (int64)."""
+    slab = min(SLAB_VOXELS, s0)
+    return _mb(NNUNET_BASE_MB, 4 * s0 + (12 * k + 8) * slab)
+
+
+def postprocess_mb(s0) -> int:
+    """nnU-Net's postprocessing of one segmentation: read as float32, a mask and the kept mask per step
+    (bool), the connected components' labels (int32, and scipy's work copy) and the output copy."""
+    return _mb(NNUNET_BASE_MB, 24 * s0)
+
+
+def statistics_mb(s0, c) -> int:
+    """Label statistics and the preview of one case: the channels and the segmentation as the reader gives
+    them (float32), its integer copy, one label's mask and voxels per channel (float64) at most the image. Its
+    worker imports nnU-Net's readers, not torch: validate's base (178 MB measured on a small case)."""
+    return _mb(VALIDATE_BASE_MB, (4 * c + 4 + 1 + 1 + 8) * s0)
+
+
+def dicom_seg_mb(s0) -> int:
+    """A case's DICOM-SEG: the label map as read and its copy, highdicom's masks and bit-packed frames (a
+    segment's frame is rows x columns / 8 bytes in each slice it appears in). Measured on 512x512x300 with 1, 10
+    and 50 labels: 458 MB above a 162 MB worker whatever the labels (about 6 bytes per voxel); the estimate
+    keeps 10 (16 segments in every slice would add 2)."""
+    return _mb(VALIDATE_BASE_MB, 10 * s0)
+
+
+def validate_memory_mb(channel_files) -> int:
+    """Validation reads one channel's voxels at a time: a base plus twice the largest channel's content."""
+    largest = max((uncompressed_bytes(p) for p in channel_files if os.path.exists(p)), default=0)
+    return VALIDATE_BASE_MB + math.ceil(2 * largest / MB)

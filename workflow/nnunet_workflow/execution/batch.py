@@ -1,0 +1,131 @@
+"""One job serves a batch of cases in one stage: a persistent supervised worker imports nnU-Net once
+and handles the cases one after the other, each with its own log, record, peak memory and timeout.
+
+A case that kills the worker (out of memory, a signal, a timeout) is recorded as failed, and a fresh
+worker goes on with the rest of the batch. This amortizes the seconds of importing nnU-Net and torch
+that a process per case and stage would pay (see benchmarks/throughput.py).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+from ..estimates.stage_needs import estimated_s
+from ..store import stage_names
+from ..store.layout import member_dir
+from ..store.manifest import BatchManifest
+from ..store.records import StageRecord
+from .faults import with_faults
+from .job import CaseJob
+from .stage import Stage
+from .worker import Worker
+
+
+def fresh_log(path) -> str:
+    """Create (or empty) a log file and its folder; return its path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("")
+    return str(path)
+
+
+def _note(log_path, line: str) -> None:
+    if log_path:
+        with open(log_path, "a") as log:
+            log.write(line + "\n")
+
+
+def finished_record(stage: Stage, job: CaseJob) -> StageRecord | None:
+    """The done record this attempt already has for a stage that leaves files, with the same provenance and
+    all its files still there, or None. A batch job killed midway and run again keeps what it had finished
+    instead of computing it again. For a case already segmented (`job.segmented`), every stage up to the
+    segmentation keeps its done record: only the stages after it (statistics) run."""
+    outputs = stage.outputs(job)
+    kept_as_segmented = job.segmented and not stage.after_segmentation
+    if not outputs and not kept_as_segmented:
+        return None
+    record = StageRecord.load_if_present(job.record_path(stage.name))
+    if not (record and record.done and record.provenance == job.provenance):
+        return None
+    return record if kept_as_segmented or all(p.exists() for p in outputs) else None
+
+
+def carried_record(stage: Stage, job: CaseJob) -> StageRecord | None:
+    """An ensemble member's stage that the case's failed attempt finished, kept in the new attempt: when that
+    attempt's export of the member is done with the same provenance and its probabilities are still there,
+    the member's records are carried over (its probabilities and properties moved into the new attempt), so a
+    rerun after one member failed redoes only what is missing."""
+    if stage.member is None or not job.carried_from:
+        return None
+    old, new, name = job.carried_from, job.attempt, member_dir(stage.member)
+    export_name = stage_names.member(stage.member, "export")
+    export = StageRecord.load_if_present(job.layout.record(export_name, job.id, old))
+    if not (export and export.done and export.provenance == job.provenance):
+        return None
+    # what the ensemble reads of the member: its probabilities and properties (moved at its export's turn;
+    # a cascade member's previous stage, whose records come first, has nothing the ensemble reads)
+    layout = job.layout
+    moves = [(layout.member_probabilities(job.id, old, name), layout.member_probabilities(job.id, new, name)),
+             (layout.properties(job.id, old, name), layout.properties(job.id, new, name))]
+    if not all(source.exists() or target.exists() for source, target in moves):
+        return None
+    record = export if stage.name == export_name else StageRecord.load_if_present(
+        job.layout.record(stage.name, job.id, old))
+    if record is None or not record.done:
+        return None
+    if stage.name == export_name:
+        for source, target in moves:
+            if source.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(source, target)
+    return replace(record, attempt=job.attempt, batch=job.batch, reserved_mb=job.reserved_mb,
+                   details={**record.details, "carried_from": old})
+
+
+def _run_case(stage: Stage, job: CaseJob, worker: Worker, log_path=None) -> StageRecord:
+    for needed in stage.needed:
+        upstream = job.upstream.get(needed)
+        if upstream is None or not upstream.done:
+            return job.skipped(stage.name, upstream, needed)
+    case_log = fresh_log(job.log_path) if job.log_path else None
+    outcome = worker.run(job, estimated_s(stage.name, job.case, job.upstream.get("validate")), case_log)
+    if outcome.note:
+        _note(log_path, f"{stage.name} {job.id}: {outcome.note}")
+    return job.record(stage.name, outcome, stage.fields(job))
+
+
+def run_batch(stage: Stage, jobs: dict[str, CaseJob], log_path=None, reserved_mb=None,
+              faults: dict[str, str] | None = None) -> BatchManifest:
+    """Run `stage` for every case of `jobs` (one batch) in one persistent worker; return the batch's manifest.
+
+    Each case's record is written as soon as the case is through, so a batch job killed midway and run
+    again reuses what it had finished (`finished_record`) and carries on with the rest. `faults`: test-only
+    faults to inject, {case: action} (execution/faults).
+    """
+    first = next(iter(jobs.values()), None)
+    setup = partial(stage.setup, first.model, first.options) if stage.setup and first else None
+    worker = Worker(with_faults(stage.handle, faults), setup=setup, log_path=log_path, reserved_mb=reserved_mb)
+    try:
+        for case, job in jobs.items():
+            record = finished_record(stage, job)
+            carried = None if record is not None else carried_record(stage, job)
+            if record is not None:
+                _note(log_path, f"{stage.name} {case}: finished earlier in attempt {job.attempt}; kept")
+            elif carried is not None:
+                record = carried
+                job.save(record)
+                _note(log_path, f"{stage.name} {case}: finished in attempt {job.carried_from}; carried over")
+            else:
+                record = _run_case(stage, job, worker, log_path)
+                job.save(record)
+                _note(log_path, f"{stage.name} {case}: {record.status} {record.kind or ''} {record.message}".rstrip())
+            if stage.after is not None:  # also for a kept record: a job killed before its `after` ran
+                stage.after(job, record)
+    finally:
+        worker.close()
+    return BatchManifest(stage=stage.name, batch=first.batch if first else "", pid=os.getpid(),
+                         cases={case: str(job.record_path(stage.name)) for case, job in jobs.items()},
+                         worker_starts=worker.starts, model_loads=worker.starts if stage.loads_model else None)
