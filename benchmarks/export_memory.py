@@ -18,7 +18,7 @@ import numpy as np
 from nnunet_workflow.dev import bench
 from nnunet_workflow.dev.demo_model import prepare_demo
 from nnunet_workflow.dev.synthetic_model import build_random_model
-from nnunet_workflow.estimates.memory import separate_z
+from nnunet_workflow.estimates.host_memory import separate_z
 
 TARGET_SPACING = (2.0, 1.5, 1.5)
 SHAPE = (300, 512, 512)          # z, y, x: nnU-Net's axis order

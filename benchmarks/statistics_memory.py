@@ -14,7 +14,7 @@ import numpy as np
 
 from nnunet_workflow.dev import bench
 from nnunet_workflow.dev.synthetic_model import write_image_case
-from nnunet_workflow.estimates.memory import statistics_mb
+from nnunet_workflow.estimates.host_memory import statistics_mb
 
 SPACING = (0.7, 0.7, 2.5)  # x, y, z
 CHANNELS = 2

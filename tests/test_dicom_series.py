@@ -130,7 +130,7 @@ def test_series_volumes_go_when_the_case_fails_or_the_last_stage_reading_images_
 
     write_series(volume(), tmp_path / "c1_0000")
     job = CaseJob(Case("c1", {0: str(tmp_path / "c1_0000")}), "a1", two_channel_model, Layout(tmp_path / "r"))
-    stages = stages_for(two_channel_model, statistics=True)
+    stages = stages_for(two_channel_model, after_segmentation=["statistics"])
     image_files(job)
     for name in ("validate", "preprocess", "export"):  # done, not the last to read the images
         stages[name].after(job, StageRecord(name, "c1", DONE))

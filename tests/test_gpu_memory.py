@@ -15,7 +15,6 @@ from nnunet_workflow.estimates.available_memory import MB
 from nnunet_workflow.estimates.gpu_memory import (
     GPU_ESTIMATE_KEYS,
     gpu_estimates,
-    is_gpu_estimate,
     logits_on_host_up_front,
     logits_placement,
     network_feature_map_voxels,
@@ -24,6 +23,7 @@ from nnunet_workflow.estimates.gpu_memory import (
     predict_gpu_reserved_mb,
     sliding_window_bytes,
 )
+from nnunet_workflow.store import stage_names
 
 CONV_KWARGS = {"conv_bias": True, "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
                "norm_op_kwargs": {"eps": 1e-05, "affine": True}, "dropout_op": None, "dropout_op_kwargs": None,
@@ -147,8 +147,10 @@ def test_validate_records_both_estimates_under_names_that_are_not_host_memory(tw
     estimates = gpu_estimates(model(two_channel_model), (100, 100, 100))
     assert set(estimates) == set(GPU_ESTIMATE_KEYS)
     assert estimates["predict_gpu_host_logits_mb"] < estimates["predict_gpu_mb"]
-    assert all(is_gpu_estimate(k) for k in ("predict_gpu_mb", "prev_predict_gpu_mb", "m1_predict_gpu_host_logits_mb"))
-    assert not any(is_gpu_estimate(k) for k in ("predict_mb", "m0_prev_predict_mb", "export_mb"))
+    gpu = ("predict_gpu_mb", "prev_predict_gpu_mb", "m1_predict_gpu_host_logits_mb")
+    host = ("predict_mb", "m0_prev_predict_mb", "export_mb")
+    assert stage_names.memory_estimates(dict.fromkeys(gpu + host, 1)) == dict.fromkeys(
+        ("predict", "m0_prev_predict", "export"), 1)
 
 
 @pytest.mark.parametrize("estimate, host, free, reserved, up_front", [

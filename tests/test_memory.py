@@ -3,7 +3,8 @@
 import gzip
 from dataclasses import replace
 
-from nnunet_workflow.estimates import memory, timeouts
+from nnunet_workflow.estimates import host_memory as memory
+from nnunet_workflow.estimates import timeouts
 from nnunet_workflow.inputs.image_size import uncompressed_bytes
 
 

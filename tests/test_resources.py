@@ -3,9 +3,11 @@ attempt, the cap of the largest job, runtimes, defaults for a case without estim
 
 from types import SimpleNamespace
 
-from nnunet_workflow.estimates import memory, stage_needs
+from nnunet_workflow.estimates import host_memory as memory
+from nnunet_workflow.estimates import stage_needs
 from nnunet_workflow.inputs.cases import Case
 from nnunet_workflow.planning import resources
+from nnunet_workflow.planning.pipeline import stage_resources
 from nnunet_workflow.planning.plan import RunPlan
 from nnunet_workflow.store.layout import Layout
 from nnunet_workflow.store.manifest import BatchManifest
@@ -49,17 +51,20 @@ def test_a_batch_reserves_its_largest_case_plus_the_job_around_it(tmp_path):
 def test_a_case_without_estimates_reserves_the_stage_base_and_its_default_time(tmp_path):
     policy, wildcards, input = policy_with_validated(tmp_path)
     validated = BatchManifest.load(input.validate).records()
-    assert stage_needs.estimated_mb("export", policy.cases["bad"], validated["bad"]) == memory.NNUNET_BASE_MB
-    assert stage_needs.estimated_mb("predict", policy.cases["bad"], None) == memory.PREDICT_BASE_MB
-    assert stage_needs.estimated_s("export", policy.cases["bad"], validated["bad"]) == 600
+    export, predict = stage_resources("export"), stage_resources("predict")
+    assert stage_needs.estimated_mb("export", export, policy.cases["bad"], validated["bad"]) == memory.NNUNET_BASE_MB
+    assert stage_needs.estimated_mb("predict", predict, policy.cases["bad"], None) == memory.PREDICT_BASE_MB
+    assert stage_needs.estimated_s("export", export, policy.cases["bad"], validated["bad"]) == 600
 
 
 def test_statistics_of_a_case_validated_before_they_existed_are_estimated_from_its_geometry(tmp_path):
     older = StageRecord("validate", "old", "done", details={
         "estimates": {"export_mb": 900}, "geometry": {"shape_nnunet": [300, 512, 512], "channels": 2}})
     case = Case("old", {0: "old_0000.nii.gz"})
-    assert stage_needs.estimated_mb("statistics", case, older) == memory.statistics_mb(300 * 512 * 512, 2) > 2000
-    assert stage_needs.estimated_mb("statistics", case, None) == memory.VALIDATE_BASE_MB
+    statistics = stage_resources("statistics")
+    from_geometry = memory.statistics_mb(300 * 512 * 512, 2)
+    assert stage_needs.estimated_mb("statistics", statistics, case, older) == from_geometry > 2000
+    assert stage_needs.estimated_mb("statistics", statistics, case, None) == memory.VALIDATE_BASE_MB
 
 
 def test_floors_after_running_out_of_memory_and_the_cap_of_the_largest_job(tmp_path):
@@ -74,30 +79,37 @@ def test_floors_after_running_out_of_memory_and_the_cap_of_the_largest_job(tmp_p
 def test_runtime_is_the_sum_of_the_timeouts_plus_the_worker_start_in_minutes(tmp_path):
     policy, wildcards, input = policy_with_validated(tmp_path)
     assert policy.runtime("preprocess")(wildcards, input) == -(-(400 + 310 + 600) // 60) + resources.JOB_SLACK_MIN
-    predict_s = stage_needs.STAGE_RESOURCES["predict"].setup_s + 900 + 610 + 600
+    predict_s = stage_resources("predict").setup_s + 900 + 610 + 600
     assert policy.runtime("predict")(wildcards, input) == -(-predict_s // 60) + resources.JOB_SLACK_MIN
     assert resources.runtime_minutes(60) == 1 + resources.JOB_SLACK_MIN
     assert resources.runtime_minutes(61) == 2 + resources.JOB_SLACK_MIN
 
 
-def test_every_stage_of_a_case_has_a_resource_line():
-    from nnunet_workflow.planning.pipeline import ALL_STAGE_NAMES, STAGE_NAMES
+def test_every_stage_of_a_case_has_resources_and_its_place_in_the_journey():
+    from nnunet_workflow.planning.pipeline import REGISTERED
+    from nnunet_workflow.store import stage_names
 
-    assert STAGE_NAMES == ("validate", "preprocess", "predict", "export")
-    assert tuple(stage_needs.STAGE_RESOURCES) == (*STAGE_NAMES, "ensemble", "postprocess", "statistics", "dicom_seg")
-    assert all(stage_needs.stage_resources(stage) for stage in ALL_STAGE_NAMES)
+    assert tuple(REGISTERED) == ("validate", "preprocess", "predict", "export", "ensemble", "postprocess", "statistics",
+                                 "dicom_seg")
+    copies = ["validate", "prev_preprocess", "prev_predict", "prev_export", "preprocess", "predict", "export",
+              "m0_preprocess", "m0_export", "m1_prev_preprocess", "m1_prev_export", "m1_preprocess", "m1_export",
+              "m17_preprocess", "ensemble", "postprocess", "statistics", "dicom_seg"]
+    assert sorted(copies[::-1], key=stage_names.journey_key) == copies
+    assert all(stage_resources(stage) for stage in copies)
+    assert not stage_names.is_stage("predict_gpu") and not stage_names.is_stage("plan")
 
 
 def test_a_cascade_runs_its_previous_stage_first_through_copies_of_the_stages(two_channel_model):
     from dataclasses import replace
 
-    from nnunet_workflow.planning.pipeline import stage_names_for, stages_for
+    from nnunet_workflow.planning.pipeline import stages_for
 
     cascade = replace(two_channel_model, previous_stage=replace(two_channel_model, configuration="3d_lowres"))
-    assert stage_names_for(two_channel_model) == ("validate", "preprocess", "predict", "export")
-    assert stage_names_for(cascade, postprocessing=True)[-2:] == ("export", "postprocess")
-    assert stage_names_for(cascade, True, True, True)[-4:] == ("export", "postprocess", "statistics", "dicom_seg")
-    with_all = stages_for(cascade, True, True, True)
+    everything = ["statistics", "dicom_seg"]
+    assert tuple(stages_for(two_channel_model)) == ("validate", "preprocess", "predict", "export")
+    assert tuple(stages_for(cascade, postprocessing=True))[-2:] == ("export", "postprocess")
+    assert tuple(stages_for(cascade, True, everything))[-4:] == ("export", "postprocess", "statistics", "dicom_seg")
+    with_all = stages_for(cascade, True, everything)
     assert with_all["statistics"].needs == with_all["dicom_seg"].needs == "postprocess"
     stages = stages_for(cascade)
     assert tuple(stages) == ("validate", "prev_preprocess", "prev_predict", "prev_export", "preprocess", "predict",
@@ -105,7 +117,7 @@ def test_a_cascade_runs_its_previous_stage_first_through_copies_of_the_stages(tw
     assert [stages[s].needs for s in stages] == [None, "validate", "prev_preprocess", "prev_predict", "prev_export",
                                                  "preprocess", "predict"]
     assert [s for s in stages if stages[s].previous] == ["prev_preprocess", "prev_predict", "prev_export"]
-    assert stage_needs.stage_resources("prev_predict") == stage_needs.STAGE_RESOURCES["predict"]
+    assert stage_resources("prev_predict") == stages["predict"].resources
     assert stages["prev_predict"].loads_model and stages["prev_predict"].handle is stages["predict"].handle
 
 

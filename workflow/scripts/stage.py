@@ -1,4 +1,5 @@
-"""Entry point of the stage rules (validate, preprocess, predict, export); the logic is in nnunet_workflow."""
+"""Entry point of every stage rule (validate, preprocess, predict, export and the rest); the logic is in
+nnunet_workflow (entry/rule_entry)."""
 
 from nnunet_workflow.entry.rule_entry import run_stage
 

@@ -11,16 +11,16 @@ import sys
 import time
 from pathlib import Path
 
-from ..estimates import memory
+from ..estimates import host_memory
 from ..nnunet.model import load_model
-from ..planning.pipeline import STAGE_NAMES
+from ..store import stage_names
 from ..store.layout import WORK, Layout
 from ..store.records import StageRecord
 from . import runner
 from .runner import BIN, REPO  # noqa: F401 (the benchmarks use bench.REPO)
 
 # the stages whose workers' peaks the memory model estimates (validate's is a fixed base)
-STAGES = STAGE_NAMES[1:]
+STAGES = stage_names.MODEL_CHAIN
 
 
 def run_workflow(model, source, results, cores=2, extra=(), **config) -> float:
@@ -48,7 +48,7 @@ def stage_memory(results, model_folder, save_probabilities=False) -> list[dict]:
         if not validated or "geometry" not in validated.details:
             continue
         geometry = validated.details["geometry"]
-        estimates = memory.stage_estimates(geometry["shape_nnunet"], geometry["spacing_nnunet"],
+        estimates = host_memory.stage_estimates(geometry["shape_nnunet"], geometry["spacing_nnunet"],
                                            geometry["channels"], geometry["bytes_per_voxel"], model,
                                            save_probabilities)
         for stage in STAGES:

@@ -8,7 +8,8 @@ from __future__ import annotations
 from ..nnunet.model import ModelInfo
 from ..store import stage_names
 from ..store.failures import CaseError
-from . import gpu_memory, memory, timeouts
+from ..store.stage_names import memory_key, timeout_key
+from . import host_memory, timeouts
 
 
 def check_memory(estimates: dict, max_job_mb: int | None) -> None:
@@ -16,9 +17,7 @@ def check_memory(estimates: dict, max_job_mb: int | None) -> None:
     (host memory: the GPU estimates are not held against it)."""
     if not max_job_mb:
         return
-    host = [key for key in estimates if key.endswith("_mb") and not gpu_memory.is_gpu_estimate(key)]
-    for stage in [key.removesuffix("_mb") for key in host]:
-        needed = estimates[f"{stage}_mb"]
+    for stage, needed in stage_names.memory_estimates(estimates).items():
         if needed > max_job_mb:
             raise CaseError(
                 f"needs an estimated {needed / 1024:.1f} GB in {stage} ({estimates['voxels']:,} voxels), more than "
@@ -30,7 +29,7 @@ def check_memory(estimates: dict, max_job_mb: int | None) -> None:
 def stage_keys(estimates: dict, prefix: str) -> dict:
     """A copied stage's estimates (memory, time, network-grid voxels) under its prefixed names."""
     return {prefix + key: value for key, value in estimates.items()
-            if key.endswith(("_mb", "_timeout_s")) or key == "voxels_resampled"}
+            if key.endswith((memory_key(""), timeout_key(""))) or key == "voxels_resampled"}
 
 
 def ensemble_estimates(shape, spacing, channels, bytes_per_voxel, members, save_probabilities=False) -> dict:
@@ -39,12 +38,13 @@ def ensemble_estimates(shape, spacing, channels, bytes_per_voxel, members, save_
     estimates = {}
     for index, member in enumerate(members):
         own = case_estimates(shape, spacing, channels, bytes_per_voxel, member, True)
-        own["export_mb"] = max(own["export_mb"], memory.member_export_mb(own["voxels"], member.num_classes))
+        export = memory_key("export")
+        own[export] = max(own[export], host_memory.member_export_mb(own["voxels"], member.num_classes))
         estimates.update(stage_keys(own, stage_names.member_prefix(index)))
         estimates.setdefault("voxels", own["voxels"])
     classes = members[0].num_classes
-    estimates["ensemble_mb"] = memory.ensemble_mb(estimates["voxels"], classes)
-    estimates["ensemble_timeout_s"] = timeouts.ensemble_timeout_s(estimates["voxels"], classes, len(members),
+    estimates[memory_key("ensemble")] = host_memory.ensemble_mb(estimates["voxels"], classes)
+    estimates[timeout_key("ensemble")] = timeouts.ensemble_timeout_s(estimates["voxels"], classes, len(members),
                                                                 save_probabilities)
     return estimates
 
@@ -57,17 +57,17 @@ def case_estimates(shape, spacing, channels, bytes_per_voxel, model: ModelInfo, 
     if len(ensemble) > 1:
         estimates = ensemble_estimates(shape, spacing, channels, bytes_per_voxel, ensemble, save_probabilities)
     else:
-        estimates = memory.stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_probabilities)
+        estimates = host_memory.stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_probabilities)
         estimates.update(timeouts.stage_timeouts_s(estimates["voxels"], estimates["voxels_resampled"],
                                                    model.num_input_channels, model.num_classes, len(model.folds)))
         if model.previous_stage is not None:
             previous = case_estimates(shape, spacing, channels, bytes_per_voxel, model.previous_stage, False)
             estimates.update(stage_keys(previous, stage_names.PREVIOUS_PREFIX))
     if postprocessing:
-        estimates["postprocess_mb"] = memory.postprocess_mb(estimates["voxels"])
-        estimates["postprocess_timeout_s"] = timeouts.postprocess_timeout_s(estimates["voxels"], model.num_classes)
+        estimates[memory_key("postprocess")] = host_memory.postprocess_mb(estimates["voxels"])
+        estimates[timeout_key("postprocess")] = timeouts.postprocess_timeout_s(estimates["voxels"], model.num_classes)
     if statistics:
-        estimates["statistics_mb"] = memory.statistics_mb(estimates["voxels"], channels)
-        estimates["statistics_timeout_s"] = timeouts.statistics_timeout_s(estimates["voxels"], channels,
+        estimates[memory_key("statistics")] = host_memory.statistics_mb(estimates["voxels"], channels)
+        estimates[timeout_key("statistics")] = timeouts.statistics_timeout_s(estimates["voxels"], channels,
                                                                           model.num_classes)
     return estimates

@@ -51,14 +51,9 @@ GAUSSIAN_BYTES = 2
 DATA_BYTES = 4
 # torch.isinf(predicted_logits) at the end of the sliding window: a bool per logit.
 INF_CHECK_BYTES = 1
-# The estimates validate records (with the CUDA context); their names end in `_mb` like the host estimates,
-# so cascade and ensemble copies keep them, but they are not host memory (see is_gpu_estimate).
+# The estimates validate records (with the CUDA context); cascade and ensemble copies keep them under their
+# prefixes, and they name no stage, so they are never read as a stage's host memory (store/stage_names).
 GPU_ESTIMATE_KEYS = ("predict_gpu_mb", "predict_gpu_host_logits_mb")
-
-
-def is_gpu_estimate(key: str) -> bool:
-    """Whether an estimate's name (a cascade's `prev_` or an ensemble member's `m{i}_` copy too) is GPU memory."""
-    return key.endswith(GPU_ESTIMATE_KEYS)
 
 
 def _kind(architecture: dict | None) -> str | None:

@@ -91,7 +91,8 @@ def _run_case(stage: Stage, job: CaseJob, worker: Worker, log_path=None) -> Stag
         if upstream is None or not upstream.done:
             return job.skipped(stage.name, upstream, needed)
     case_log = fresh_log(job.log_path) if job.log_path else None
-    outcome = worker.run(job, estimated_s(stage.name, job.case, job.upstream.get("validate")), case_log)
+    timeout_s = estimated_s(stage.name, stage.resources, job.case, job.upstream.get("validate"))
+    outcome = worker.run(job, timeout_s, case_log)
     if outcome.note:
         _note(log_path, f"{stage.name} {job.id}: {outcome.note}")
     return job.record(stage.name, outcome, stage.fields(job))

@@ -1,7 +1,7 @@
-"""The stage protocol: what `run_batch` needs to run any stage over a batch of cases. Each stage module
-(validate, preprocess, predict, export) exports one `Stage`; adding a stage is one such module, one rule,
-one line in `pipeline.PIPELINE` and one in `resources.STAGE_RESOURCES`. A cascade's previous stage runs
-copies of preprocess, predict and export (`pipeline.stages_for`)."""
+"""The stage protocol: what `run_batch` needs to run any stage over a batch of cases. Each stage module in
+`stages/` exports one `Stage`, named in store/stage_names.ORDER and registered in planning/pipeline.REGISTERED;
+a cascade's previous stage and an ensemble's members run copies of preprocess, predict and export
+(`pipeline.stages_for`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..estimates.stage_needs import NNUNET_WORKER, StageResources
+from ..store import stage_names
 from ..store.records import StageRecord
 from .job import CaseJob
 
@@ -36,7 +38,10 @@ class Stage:
     previous: the stage runs the cascade's previous stage model (its jobs' model and member are that one's).
     member: the stage runs the ensemble's member of this index (m0_predict: member 0).
     after_segmentation: the stage looks at the final segmentation (statistics): a case is done without it, and
-      a segmented case whose record of it is missing or failed runs it alone, its earlier stages kept.
+      a segmented case whose record of it is missing or failed runs it alone, its earlier stages kept; the run's
+      config turns it on by the stage's name (`statistics: true`).
+    resources: its worker's base memory and start-up time, a case's default time limit (estimates/stage_needs).
+    reads_images: the stage reads the case's images (the last such stage removes DICOM series volumes).
     needs may name several stages (an ensemble needs every member's export).
     """
 
@@ -51,6 +56,12 @@ class Stage:
     previous: bool = False
     member: int | None = None
     after_segmentation: bool = False
+    resources: StageResources = NNUNET_WORKER
+    reads_images: bool = True
+
+    def __post_init__(self):
+        if stage_names.kind(self.name) not in stage_names.ORDER:
+            raise ValueError(f"stage {self.name!r} is not one of store/stage_names.ORDER")
 
     @property
     def needed(self) -> tuple[str, ...]:

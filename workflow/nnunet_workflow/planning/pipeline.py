@@ -1,5 +1,4 @@
-"""The stages every case goes through, in order: the one list that the rules' entry point, the plan, the
-summary and the resource policy share. A new per-case stage is one line here.
+"""The stages of a run, in order, from the registered stages (`REGISTERED`, one line each).
 
 A cascade stage (3d_cascade_fullres) runs its previous stage (3d_lowres) through copies of preprocess,
 predict and export first (`prev_preprocess`, `prev_predict`, `prev_export`); its own preprocess then needs
@@ -7,13 +6,15 @@ the previous stage's export of the case. An ensemble runs copies for each member
 `m0_export`: its probabilities, `m1_...`; a cascade member `m1_prev_preprocess`, ... first), then `ensemble`.
 With a postprocessing.pkl, `postprocess` follows. With `statistics` on, `statistics` looks at the final
 segmentation, and with `dicom_seg` on, `dicom_seg` writes it as DICOM-SEG: a case is segmented without them,
-and a rerun that finds a segmentation without them runs them alone (`AFTER_SEGMENTATION`)."""
+and a rerun that finds a segmentation without them runs them alone (`AFTER_SEGMENTATION`). The run's stages are
+resolved once, by the main process (planning/run_setup)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
 
+from ..estimates.stage_needs import StageResources
 from ..execution.stage import Stage
 from ..inputs.dicom_series import remove_volumes
 from ..nnunet.model import ModelInfo
@@ -28,13 +29,19 @@ from ..stages.validate import VALIDATE
 from ..store import stage_names
 from ..store.records import FAILED
 
-PIPELINE = (VALIDATE, PREPROCESS, PREDICT, EXPORT)
-STAGE_NAMES = tuple(stage.name for stage in PIPELINE)
+# Every stage by name, as its module makes it: adding a stage is its module, its rule and its line here (and its
+# name in store/stage_names.ORDER, which says where in a case's journey it runs).
+REGISTERED = {stage.name: stage for stage in (VALIDATE, PREPROCESS, PREDICT, EXPORT, ENSEMBLE, POSTPROCESS, STATISTICS,
+                                              DICOM_SEG)}
+assert tuple(REGISTERED) == stage_names.ORDER, "store/stage_names.ORDER names every registered stage, in order"
 # stages that look at a case's final segmentation: a case is done when it is segmented, and a segmented case
-# without their records runs them alone
-AFTER_SEGMENTATION = tuple(stage.name for stage in (STATISTICS, DICOM_SEG) if stage.after_segmentation)
-# the members an ensemble may have (stage names m0_... to m{N-1}_... are known to the plan)
-MAX_MEMBERS = 16
+# without their records runs them alone; the config turns each on by its name
+AFTER_SEGMENTATION = tuple(name for name, stage in REGISTERED.items() if stage.after_segmentation)
+
+
+def stage_resources(name: str) -> StageResources:
+    """A stage's resources; a copy (prev_predict, m1_predict) has those of the stage it copies."""
+    return REGISTERED[stage_names.kind(name)].resources
 
 
 def model_stages(cascade: bool, member: int | None = None) -> list[Stage]:
@@ -60,30 +67,21 @@ def ensemble_pipeline(cascades: Sequence[bool]) -> tuple[Stage, ...]:
     return (*stages, replace(ENSEMBLE, needs=exports))
 
 
-# every stage name a record may have, in the order a case goes through them
-ALL_STAGE_NAMES = tuple(dict.fromkeys((VALIDATE.name, *(stage.name for stage in model_stages(True)),
-                                       *(stage.name for stage in ensemble_pipeline([True] * MAX_MEMBERS)),
-                                       POSTPROCESS.name, *AFTER_SEGMENTATION)))
-
-
 def pipeline_for(models: ModelInfo | Sequence[ModelInfo], postprocessing: bool = False,
-                 statistics: bool = False, dicom_seg: bool = False) -> tuple[Stage, ...]:
-    """The stages of a run of one model or an ensemble's members, with a postprocessing.pkl or not, with
-    statistics or not, with DICOM-SEG output or not, in order. The last stage that reads the images removes a
-    case's DICOM series volumes (dicom_seg reads the series' headers only)."""
+                 after_segmentation: Sequence[str] = ()) -> tuple[Stage, ...]:
+    """The stages of a run of one model or an ensemble's members, with a postprocessing.pkl or not, and the stages
+    after the segmentation it turns on (`after_segmentation`: names in AFTER_SEGMENTATION), in order. The last
+    stage that reads the images removes a case's DICOM series volumes."""
     members = (models,) if isinstance(models, ModelInfo) else tuple(models)
     cascades = [member.previous_stage is not None for member in members]
     stages = ensemble_pipeline(cascades) if len(members) > 1 else (VALIDATE, *model_stages(cascades[0]))
     if postprocessing:
         stages = (*stages, replace(POSTPROCESS, needs=stages[-1].name))
     segmenting = stages[-1].name
-    if statistics:
-        stages = (*stages, replace(STATISTICS, needs=segmenting))
-    last_reader = len(stages) - 1
-    stages = tuple(removing_series_volumes(stage, index == last_reader) for index, stage in enumerate(stages))
-    if dicom_seg:
-        stages = (*stages, replace(DICOM_SEG, needs=segmenting))
-    return stages
+    stages = (*stages, *(replace(REGISTERED[name], needs=segmenting) for name in AFTER_SEGMENTATION
+                         if name in after_segmentation))
+    last_reader = max(index for index, stage in enumerate(stages) if stage.reads_images)
+    return tuple(removing_series_volumes(stage, index == last_reader) for index, stage in enumerate(stages))
 
 
 def removing_series_volumes(stage: Stage, last_reader: bool) -> Stage:
@@ -99,15 +97,5 @@ def removing_series_volumes(stage: Stage, last_reader: bool) -> Stage:
 
 
 def stages_for(models: ModelInfo | Sequence[ModelInfo], postprocessing: bool = False,
-               statistics: bool = False, dicom_seg: bool = False) -> dict[str, Stage]:
-    return {stage.name: stage for stage in pipeline_for(models, postprocessing, statistics, dicom_seg)}
-
-
-def stage_names_for(models: ModelInfo | Sequence[ModelInfo], postprocessing: bool = False,
-                    statistics: bool = False, dicom_seg: bool = False) -> tuple[str, ...]:
-    return tuple(stage.name for stage in pipeline_for(models, postprocessing, statistics, dicom_seg))
-
-
-def segmenting_stage(names: Sequence[str]) -> str:
-    """The stage that writes a run's final segmentations: the last one before those that look at them."""
-    return [name for name in names if name not in AFTER_SEGMENTATION][-1]
+               after_segmentation: Sequence[str] = ()) -> dict[str, Stage]:
+    return {stage.name: stage for stage in pipeline_for(models, postprocessing, after_segmentation)}

@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass, field
 
 from ..inputs.cases import Case
 from ..inputs.dicom_series import folder_bytes, is_series
+from ..store import stage_names
 from ..store.atomic_files import read_json, write_json
 from ..store.layout import Layout
 from ..store.records import FAILED, StageRecord
-from .pipeline import ALL_STAGE_NAMES
 
 # A retry after running out of memory reserves this much more than the failed attempt measured.
 RETRY_MEMORY_FACTOR = 1.5
@@ -72,15 +72,12 @@ class RunPlan:
         return cls(**content, channels=channels)
 
 
-STAGE_ORDER = {name: index for index, name in enumerate(ALL_STAGE_NAMES)}
-
-
 def record_paths(layout: Layout, case: str, attempt: str) -> list:
     """The stage records an attempt of a case has on disk, in the order of the stages (one listing of its
     folder, whatever stages the run had: a cascade's, an ensemble's members')."""
     folder = layout.attempt_dir(case, attempt)
-    found = [path for path in folder.glob("*.json") if path.stem in STAGE_ORDER] if folder.is_dir() else []
-    return sorted(found, key=lambda path: STAGE_ORDER[path.stem])
+    found = [path for path in folder.glob("*.json") if stage_names.is_stage(path.stem)] if folder.is_dir() else []
+    return sorted(found, key=lambda path: stage_names.journey_key(path.stem))
 
 
 def input_bytes(case: Case) -> int:

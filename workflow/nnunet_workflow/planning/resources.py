@@ -12,12 +12,13 @@ from __future__ import annotations
 import sys
 
 from ..estimates.available_memory import available_memory_mb
-from ..estimates.stage_needs import estimated_mb, estimated_s, stage_resources
+from ..estimates.stage_needs import estimated_mb, estimated_s
 from ..execution.gpu_slots import visible_gpu_ids
 from ..inputs.cases import Case
 from ..store import stage_names
 from ..store.manifest import BatchManifest
 from ..store.records import StageRecord
+from .pipeline import stage_resources
 from .plan import RunPlan
 
 # Memory of a job around its stage worker: the rule's script process, and on a cluster also the
@@ -61,8 +62,9 @@ class ResourcePolicy:
         def largest(wildcards, input) -> int:
             stage_name = stage_names.with_member(stage, wildcards)
             validated = self._validated(stage_name, input)
+            line = stage_resources(stage_name)
             return max(self.reserved_mb(stage_name, case,
-                                        estimated_mb(stage_name, self.cases[case], validated.get(case)))
+                                        estimated_mb(stage_name, line, self.cases[case], validated.get(case)))
                        for case in self.plan.batches[wildcards.batch])
 
         return largest
@@ -74,8 +76,9 @@ class ResourcePolicy:
             stage_name = stage_names.with_member(stage, wildcards)
             validated = self._validated(stage_name, input)
             cases = self.plan.batches[wildcards.batch]
-            return runtime_minutes(stage_resources(stage_name).setup_s + sum(
-                estimated_s(stage_name, self.cases[case], validated.get(case)) for case in cases))
+            line = stage_resources(stage_name)
+            return runtime_minutes(line.setup_s + sum(
+                estimated_s(stage_name, line, self.cases[case], validated.get(case)) for case in cases))
 
         return total
 

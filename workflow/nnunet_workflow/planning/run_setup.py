@@ -37,7 +37,8 @@ class RunSetup:
     def stages(self) -> dict[str, Stage]:
         """The run's stages by name, in the order a case goes through them."""
         config = self.config
-        return stages_for(self.members, bool(config["postprocessing"]), config["statistics"], config["dicom_seg"])
+        return stages_for(self.members, bool(config["postprocessing"]),
+                          [name for name in AFTER_SEGMENTATION if config[name]])
 
     @property
     def segmenting_stage(self) -> str:

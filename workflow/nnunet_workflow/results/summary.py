@@ -1,4 +1,4 @@
-"""Stage `summary`: one row per case from its stage records: status, failing stage, reason, time, memory, logs,
+"""The run's summary table (rule `summary`, after every stage): one row per case from its stage records: status, failing stage, reason, time, memory, logs,
 and the plausibility notes on its input and output; with statistics, the run's `statistics.tsv` too.
 
 It reads what its rule declares: the manifests of the run's batch jobs (which name their cases' records)
@@ -12,7 +12,8 @@ import pandas as pd
 from ..store.atomic_files import atomic_path
 from ..store.layout import Layout
 from ..store.manifest import BatchManifest
-from ..planning.pipeline import AFTER_SEGMENTATION, STAGE_NAMES
+from ..planning.pipeline import AFTER_SEGMENTATION
+from ..store import stage_names
 from ..planning.provenance import run_key_of
 from ..store.records import DONE, FAILED, StageRecord
 from .statistics_table import STATISTICS_STAGE, run_outliers, statistics_rows, write_statistics
@@ -51,8 +52,12 @@ def plausibility_notes(records: dict[str, StageRecord], run_notes=()) -> list[st
     return notes + [f"output: {note}" for note in output]
 
 
+# the stages of a run of one model without postprocessing or statistics (a summary's default)
+ONE_MODEL = ("validate", *stage_names.MODEL_CHAIN)
+
+
 def case_row(case: str, attempt: str, records: dict[str, StageRecord], layout: Layout,
-             stages=STAGE_NAMES, run_notes=()) -> dict:
+             stages=ONE_MODEL, run_notes=()) -> dict:
     """The summary row of one case, from the records of its current attempt through the run's stages."""
     row = {"case": case, "status": PENDING, "stage": "", "kind": "", "message": "", "output": "", "batch": "",
            "attempt": attempt, "log": str(layout.log("validate", case, attempt)), "provenance": "", "preview": "",
@@ -89,7 +94,7 @@ def case_row(case: str, attempt: str, records: dict[str, StageRecord], layout: L
 
 
 def write_summary(attempts: dict[str, str], records: dict[str, dict[str, StageRecord]], layout: Layout,
-                  path=None, stages=STAGE_NAMES, statistics_path=None) -> pd.DataFrame:
+                  path=None, stages=ONE_MODEL, statistics_path=None) -> pd.DataFrame:
     """Write `summary.tsv` (atomically) for every case of the run, in case order, and with `statistics_path`
     the run's statistics table there; returns the summary table."""
     run_records = {case: records.get(case, {}) for case in attempts}

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..estimates import host_memory
+from ..estimates.stage_needs import StageResources, dicom_seg_mb_from_geometry
 from ..execution.job import CaseJob
 from ..execution.stage import Stage
 from ..inputs.dicom_series import is_series, sorted_slice_files
@@ -30,7 +32,7 @@ def first_series(job: CaseJob) -> str | None:
 
 
 def dicom_seg_path(job: CaseJob) -> Path:
-    return job.layout.results / f"{job.id}.seg.dcm"
+    return job.layout.dicom_seg(job.id)
 
 
 def segment_names(model) -> dict[int, str]:
@@ -116,4 +118,6 @@ def written(job: CaseJob) -> list[Path]:
 
 
 DICOM_SEG = Stage("dicom_seg", handle=dicom_seg_case, setup=import_highdicom, outputs=written,
-                  after_segmentation=True)
+                  after_segmentation=True, reads_images=False,  # the series' headers only
+                  resources=StageResources(host_memory.VALIDATE_BASE_MB, default_timeout_s=1800,
+                                           from_geometry=dicom_seg_mb_from_geometry))

@@ -16,7 +16,7 @@ import zipfile
 
 import numpy as np
 
-from ..estimates.memory import SLAB_VOXELS  # voxels per slab (all classes of every member are read at once)
+from ..estimates.host_memory import SLAB_VOXELS  # voxels per slab (all classes of every member are read at once)
 from ..execution.job import CaseJob
 from ..execution.stage import Stage
 from ..nnunet.model import nnunet_plans_manager

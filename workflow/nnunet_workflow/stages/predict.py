@@ -10,8 +10,10 @@ import os
 
 import numpy as np
 
+from ..estimates import host_memory
 from ..estimates.available_memory import MB
 from ..estimates.gpu_memory import logits_placement
+from ..estimates.stage_needs import StageResources
 from ..execution.job import CaseJob, RunOptions
 from ..execution.stage import Stage
 from ..nnunet.model import ModelInfo
@@ -135,4 +137,5 @@ def predict_case(predictor, job: CaseJob) -> dict:
 
 
 PREDICT = Stage("predict", handle=predict_case, needs="preprocess", setup=load_predictor,
-                outputs=lambda job: [job.logits()], loads_model=True)
+                outputs=lambda job: [job.logits()], loads_model=True,
+                resources=StageResources(host_memory.PREDICT_BASE_MB, setup_s=600))

@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from ..estimates import host_memory
+from ..estimates.stage_needs import StageResources, statistics_mb_from_geometry
 from ..execution.job import CaseJob
 from ..execution.stage import Stage
 from ..inputs.dicom_series import image_files
@@ -61,4 +63,5 @@ def import_readers(model, _options) -> None:
 
 
 STATISTICS = Stage("statistics", handle=statistics_case, setup=import_readers,
-                   outputs=lambda job: [job.layout.preview(job.id)], after_segmentation=True)
+                   outputs=lambda job: [job.layout.preview(job.id)], after_segmentation=True,
+                   resources=StageResources(host_memory.VALIDATE_BASE_MB, from_geometry=statistics_mb_from_geometry))

@@ -25,7 +25,9 @@ import math
 
 import numpy as np
 
-from ..estimates.memory import SLAB_VOXELS  # output voxels per slab (memory.SLAB_WORK_BYTES of work arrays each)
+from ..estimates.host_memory import (
+    SLAB_VOXELS,  # output voxels per slab (host_memory.SLAB_WORK_BYTES of work arrays each)
+)
 from ..nnunet.model import resampling_kwargs, supports_configuration
 
 

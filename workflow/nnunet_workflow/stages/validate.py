@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..estimates import host_memory
 from ..estimates.case_estimates import case_estimates, check_memory
+from ..estimates.stage_needs import StageResources
 from ..execution.job import CaseJob
 from ..execution.stage import Stage
 from ..inputs.cases import Case
@@ -279,4 +281,4 @@ def import_readers(model: ModelInfo, options) -> TrainingReference | None:
 
 
 VALIDATE = Stage("validate", handle=inspect_case, setup=import_readers,
-                 fields=lambda job: {"files": job.case.files()})
+                 fields=lambda job: {"files": job.case.files()}, resources=StageResources(host_memory.VALIDATE_BASE_MB))

@@ -76,8 +76,20 @@ class Layout:
         """Log of a stage for a case attempt (or a batch, without attempt)."""
         return self.results / LOGS / stage / (f"{name}.{attempt}.log" if attempt else f"{name}.log")
 
+    def segmentations(self, member: str = "") -> Path:
+        """The folder of the segmentations (of a cascade's previous stage, `member`: its configuration)."""
+        return self.results / member
+
     def segmentation(self, case: str, file_ending: str, member: str = "") -> Path:
-        return self.results / member / f"{case}{file_ending}"
+        return self.segmentations(member) / f"{case}{file_ending}"
+
+    def dicom_seg(self, case: str) -> Path:
+        """The case's segmentation as a DICOM Segmentation object (stage dicom_seg)."""
+        return self.results / f"{case}.seg.dcm"
+
+    def nnunet_file(self, name: str) -> Path:
+        """A file nnUNetv2_predict leaves beside its segmentations (dataset.json, plans.json, ...: nnunet_files)."""
+        return self.results / name
 
     def probabilities(self, case: str) -> tuple[Path, Path]:
         """The `.npz` and `.pkl` files `nnUNetv2_predict --save_probabilities` writes."""

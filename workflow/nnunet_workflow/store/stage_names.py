@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import re
 
+# Every stage, in the order a case goes through them: its module's `Stage` bears the name (a stage not here is
+# refused when its `Stage` is made). Copies of preprocess, predict and export run for a cascade's previous stage
+# and each ensemble member before the rest.
+ORDER = ("validate", "preprocess", "predict", "export", "ensemble", "postprocess", "statistics", "dicom_seg")
+MODEL_CHAIN = ("preprocess", "predict", "export")
 PREVIOUS_PREFIX = "prev_"
 # An ensemble member's stages run through the rules `member_preprocess`, `member_predict`, ... (a cascade
 # member's previous stage through `member_prev_preprocess`, ...) with the wildcard `member`: its index in `model`.
 MEMBER_RULE_PREFIX = "member_"
 MEMBER_WILDCARD = "{member}"
-_COPY = re.compile(r"^(m[0-9]+_)?(prev_)?")
+_COPY = re.compile(r"^(?:m([0-9]+)_)?(prev_)?")
 
 
 def previous(stage: str) -> str:
@@ -45,6 +50,21 @@ def kind(stage: str) -> str:
     return _COPY.sub("", stage)
 
 
+def is_stage(name: str) -> bool:
+    """Whether `name` names a stage or a copy of one (prev_predict, m1_export)."""
+    return kind(name) in ORDER
+
+
+def journey_key(name: str) -> tuple:
+    """Sorts stage names in the order a case goes through them: validate; a cascade's previous stage's copies,
+    then the model's own stages, then each ensemble member's (its previous stage's first); then the rest."""
+    copy = _COPY.match(name)
+    base = ORDER.index(kind(name))
+    member_index = -1 if copy[1] is None else int(copy[1])
+    phase = ORDER.index(MODEL_CHAIN[0]) if kind(name) in MODEL_CHAIN else base
+    return phase, member_index, copy[2] is None, base
+
+
 def of_rule(rule: str, wildcards) -> str:
     """The stage a rule runs: its name, or for an ensemble member's rule (member_predict) m{member}_predict."""
     if rule.startswith(MEMBER_RULE_PREFIX):
@@ -52,11 +72,16 @@ def of_rule(rule: str, wildcards) -> str:
     return rule
 
 
-# validate's estimates of a stage: its peak memory (host) and its time limit; GPU memory has its own keys,
-# which these never match (a host estimate is `{stage}_mb` for a stage name, never `predict_gpu_mb`)
+# validate's estimates of a stage: its peak memory (host) and its time limit
 def memory_key(stage: str) -> str:
     return f"{stage}_mb"
 
 
 def timeout_key(stage: str) -> str:
     return f"{stage}_timeout_s"
+
+
+def memory_estimates(estimates: dict) -> dict[str, int]:
+    """{stage: MB} of validate's host-memory estimates (a GPU estimate, predict_gpu_mb, names no stage)."""
+    stages = {key.removesuffix(memory_key("")): key for key in estimates if key.endswith(memory_key(""))}
+    return {stage: estimates[key] for stage, key in stages.items() if is_stage(stage)}

@@ -14,6 +14,7 @@ import math
 import os
 
 from ..inputs.image_size import uncompressed_bytes
+from ..store.stage_names import memory_key
 from . import gpu_memory
 from .available_memory import MB
 
@@ -133,9 +134,9 @@ def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_proba
         "voxels": s0,
         "voxels_resampled": s1,
         "separate_z": separate,
-        "preprocess_mb": _mb(NNUNET_BASE_MB, preprocess),
-        "predict_mb": _mb(PREDICT_BASE_MB, predict_bytes(c + labels, k, s1, folds)),
-        "export_mb": _mb(NNUNET_BASE_MB, export_bytes(k, s1, s0, separate_work, streaming, save_probabilities,
+        memory_key("preprocess"): _mb(NNUNET_BASE_MB, preprocess),
+        memory_key("predict"): _mb(PREDICT_BASE_MB, predict_bytes(c + labels, k, s1, folds)),
+        memory_key("export"): _mb(NNUNET_BASE_MB, export_bytes(k, s1, s0, separate_work, streaming, save_probabilities,
                                                       plane)),
         **gpu_memory.gpu_estimates(model, new_shape),
     }
