@@ -11,9 +11,6 @@ from .checkpoint_info import checkpoint_metadata
 
 MODEL_FOLDER_PATTERN = re.compile(r"^(?P<trainer>.+)__(?P<plans>.+)__(?P<configuration>.+)$")
 
-# nnU-Net's probability resampling, the one the memory-bounded export reproduces (stages/streaming_export)
-NNUNET_RESAMPLING = "resample_data_or_seg_to_shape"
-
 
 class ModelError(ValueError):
     """The model folder is not a usable nnU-Net v2 trained-model folder."""
@@ -217,6 +214,10 @@ def load_model(folder, folds=None, checkpoint="checkpoint_final.pth", configurat
         previous_stage=previous,
         architecture=config.get("architecture"),
     )
+
+
+# nnU-Net's probability resampling, the one the memory-bounded export reproduces (stages/streaming_export)
+NNUNET_RESAMPLING = "resample_data_or_seg_to_shape"
 
 
 def resampling_kwargs(configuration: dict) -> dict:
