@@ -23,7 +23,7 @@ from nnunet_workflow.estimates.gpu_memory import (
     predict_gpu_reserved_mb,
     sliding_window_bytes,
 )
-from nnunet_workflow.store import stage_names
+from nnunet_workflow.store.records import Estimates
 
 CONV_KWARGS = {"conv_bias": True, "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
                "norm_op_kwargs": {"eps": 1e-05, "affine": True}, "dropout_op": None, "dropout_op_kwargs": None,
@@ -143,14 +143,14 @@ def test_no_estimate_for_networks_not_counted(two_channel_model):
     assert gpu_estimates(model(two_channel_model, primus), (100, 100, 100)) == {}
 
 
-def test_validate_records_both_estimates_under_names_that_are_not_host_memory(two_channel_model):
+def test_validate_records_both_estimates_apart_from_host_memory(two_channel_model):
     estimates = gpu_estimates(model(two_channel_model), (100, 100, 100))
-    assert set(estimates) == set(GPU_ESTIMATE_KEYS)
-    assert estimates["predict_gpu_host_logits_mb"] < estimates["predict_gpu_mb"]
-    gpu = ("predict_gpu_mb", "prev_predict_gpu_mb", "m1_predict_gpu_host_logits_mb")
-    host = ("predict_mb", "m0_prev_predict_mb", "export_mb")
-    assert stage_names.memory_estimates(dict.fromkeys(gpu + host, 1)) == dict.fromkeys(
-        ("predict", "m0_prev_predict", "export"), 1)
+    assert set(estimates) == {"predict"} and set(estimates["predict"]) == set(GPU_ESTIMATE_KEYS)
+    assert estimates["predict"]["logits_on_host"] < estimates["predict"]["logits_on_device"]
+    recorded = Estimates(memory_mb={"predict": 1, "m0_prev_predict": 1, "export": 1},
+                         gpu_mb={"predict": estimates["predict"], "m1_predict": estimates["predict"]})
+    assert Estimates.from_json(recorded.to_json()) == recorded
+    assert set(recorded.memory_mb) == {"predict", "m0_prev_predict", "export"}
 
 
 @pytest.mark.parametrize("estimate, host, free, reserved, up_front", [

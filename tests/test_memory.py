@@ -35,35 +35,35 @@ def test_incompressible_gzip_content_is_not_taken_for_a_wrapped_size(tmp_path):
 def test_estimates_grow_with_the_case_and_separate_z_is_detected(two_channel_model):
     small = memory.stage_estimates([40, 40, 40], [1.0, 1.0, 1.0], 2, 2, two_channel_model)
     large = memory.stage_estimates([300, 512, 512], [2.5, 0.7, 0.7], 2, 2, two_channel_model)
-    for key in ("preprocess_mb", "predict_mb", "export_mb"):
-        assert large[key] > small[key]
-    assert not small["separate_z"]
-    assert memory.stage_estimates([14, 80, 80], [4.0, 0.8, 0.8], 2, 2, two_channel_model)["separate_z"]
+    for stage in ("preprocess", "predict", "export"):
+        assert large.memory_mb[stage] > small.memory_mb[stage]
+    assert not small.separate_z
+    assert memory.stage_estimates([14, 80, 80], [4.0, 0.8, 0.8], 2, 2, two_channel_model).separate_z
 
 
 def test_time_limits_grow_with_voxels_classes_and_folds():
     base = timeouts.stage_timeouts_s(64**3, 64**3, channels=2, classes=3, folds=1)
-    assert base == {"preprocess_timeout_s": 304, "predict_timeout_s": 705, "export_timeout_s": 302}
+    assert base == {"preprocess": 304, "predict": 705, "export": 302}
     ct = timeouts.stage_timeouts_s(512 * 512 * 300, 300 * 300 * 200, channels=2, classes=3, folds=1)
     assert all(ct[key] > base[key] for key in base)
-    assert timeouts.stage_timeouts_s(64**3, 64**3, 2, 3, folds=5)["predict_timeout_s"] > base["predict_timeout_s"]
-    assert timeouts.stage_timeouts_s(512**3, 64**3, 2, 50, 1)["export_timeout_s"] > \
-        timeouts.stage_timeouts_s(512**3, 64**3, 2, 3, 1)["export_timeout_s"]
+    assert timeouts.stage_timeouts_s(64**3, 64**3, 2, 3, folds=5)["predict"] > base["predict"]
+    assert timeouts.stage_timeouts_s(512**3, 64**3, 2, 50, 1)["export"] > \
+        timeouts.stage_timeouts_s(512**3, 64**3, 2, 3, 1)["export"]
 
 
 def test_streaming_export_estimate_does_not_grow_with_classes(two_channel_model):
     ct, spacing = [300, 512, 512], [2.5, 0.7, 0.7]
     few, many = replace(two_channel_model, num_classes=3), replace(two_channel_model, num_classes=50)
-    assert memory.stage_estimates(ct, spacing, 2, 2, many)["predict_mb"] > \
-        memory.stage_estimates(ct, spacing, 2, 2, few)["predict_mb"]
-    assert memory.stage_estimates(ct, spacing, 2, 2, many)["export_mb"] == \
-        memory.stage_estimates(ct, spacing, 2, 2, few)["export_mb"]
+    assert memory.stage_estimates(ct, spacing, 2, 2, many).memory_mb["predict"] > \
+        memory.stage_estimates(ct, spacing, 2, 2, few).memory_mb["predict"]
+    assert memory.stage_estimates(ct, spacing, 2, 2, many).memory_mb["export"] == \
+        memory.stage_estimates(ct, spacing, 2, 2, few).memory_mb["export"]
     # nnU-Net's own export (probabilities, or a resampling the streaming export does not reproduce) does
     nnunet_export = replace(many, streaming_export=False)
-    assert memory.stage_estimates(ct, spacing, 2, 2, nnunet_export)["export_mb"] > \
-        3 * memory.stage_estimates(ct, spacing, 2, 2, many)["export_mb"]
-    assert memory.stage_estimates(ct, spacing, 2, 2, few, save_probabilities=True)["export_mb"] > \
-        memory.stage_estimates(ct, spacing, 2, 2, few)["export_mb"]
+    assert memory.stage_estimates(ct, spacing, 2, 2, nnunet_export).memory_mb["export"] > \
+        3 * memory.stage_estimates(ct, spacing, 2, 2, many).memory_mb["export"]
+    assert memory.stage_estimates(ct, spacing, 2, 2, few, save_probabilities=True).memory_mb["export"] > \
+        memory.stage_estimates(ct, spacing, 2, 2, few).memory_mb["export"]
 
 
 def test_a_cascade_stage_reserves_for_the_previous_stage_segmentation_and_its_one_hot_channels(two_channel_model):
@@ -77,13 +77,15 @@ def test_a_cascade_stage_reserves_for_the_previous_stage_segmentation_and_its_on
     cascade = replace(two_channel_model, configuration="3d_cascade_fullres", previous_stage=lowres)
     assert cascade.num_input_channels == 4
     alone, staged = (memory.stage_estimates(ct, spacing, 2, 2, m) for m in (two_channel_model, cascade))
-    assert staged["predict_mb"] > alone["predict_mb"] and staged["preprocess_mb"] > alone["preprocess_mb"]
-    assert staged["export_mb"] == alone["export_mb"]
+    alone, staged = alone.memory_mb, staged.memory_mb
+    assert staged["predict"] > alone["predict"] and staged["preprocess"] > alone["preprocess"]
+    assert staged["export"] == alone["export"]
     estimates = case_estimates(ct, spacing, 2, 2, cascade, False)
+    previous = memory.stage_estimates(ct, spacing, 2, 2, lowres)
     for stage in ("preprocess", "predict", "export"):
-        assert estimates[f"prev_{stage}_mb"] == memory.stage_estimates(ct, spacing, 2, 2, lowres)[f"{stage}_mb"]
-        assert estimates[f"prev_{stage}_timeout_s"] > 0
-    assert estimates["prev_voxels_resampled"] < estimates["voxels_resampled"]
+        assert estimates.memory_mb[f"prev_{stage}"] == previous.memory_mb[stage]
+        assert estimates.timeout_s[f"prev_{stage}"] > 0
+    assert estimates.voxels_resampled["prev_predict"] < estimates.voxels_resampled["predict"]
 
 
 def test_the_statistics_estimate_is_the_runs_own_and_only_when_statistics_run(two_channel_model):
@@ -95,10 +97,11 @@ def test_the_statistics_estimate_is_the_runs_own_and_only_when_statistics_run(tw
     cascade = replace(two_channel_model, configuration="3d_cascade_fullres",
                       previous_stage=replace(two_channel_model, configuration="3d_lowres"))
     on = case_estimates(ct, spacing, 2, 2, cascade, False, statistics=True)
-    assert on["statistics_mb"] == memory.statistics_mb(300 * 512 * 512, 2) and on["statistics_timeout_s"] > 300
-    assert not [key for key in on if key.endswith(("statistics_mb", "statistics_timeout_s"))
-                and key not in ("statistics_mb", "statistics_timeout_s")]
-    assert not [key for key in case_estimates(ct, spacing, 2, 2, cascade, False) if "statistics" in key]
+    assert on.memory_mb["statistics"] == memory.statistics_mb(300 * 512 * 512, 2) and on.timeout_s["statistics"] > 300
+    assert not [stage for stage in (*on.memory_mb, *on.timeout_s) if stage.endswith("statistics")
+                and stage != "statistics"]
+    off = case_estimates(ct, spacing, 2, 2, cascade, False)
+    assert not [stage for stage in (*off.memory_mb, *off.timeout_s) if "statistics" in stage]
 
 
 def test_predicts_gpu_estimates_follow_cascade_and_ensemble_copies(two_channel_model):
@@ -112,14 +115,15 @@ def test_predicts_gpu_estimates_follow_cascade_and_ensemble_copies(two_channel_m
     ct, spacing = [300, 512, 512], [2.5, 0.7, 0.7]
     counted = replace(two_channel_model, architecture=DEMO_ARCHITECTURE, patch_size=DEMO_PATCH)
     alone = memory.stage_estimates(ct, spacing, 2, 2, counted)
-    assert alone["predict_gpu_host_logits_mb"] < alone["predict_gpu_mb"]
-    assert "predict_gpu_mb" not in memory.stage_estimates(ct, spacing, 2, 2, two_channel_model)
+    assert alone.gpu_mb["predict"]["logits_on_host"] < alone.gpu_mb["predict"]["logits_on_device"]
+    assert "predict" not in memory.stage_estimates(ct, spacing, 2, 2, two_channel_model).gpu_mb
     lowres = replace(counted, configuration="3d_lowres", target_spacing=(3.0, 1.5, 1.5))
     cascade = replace(counted, configuration="3d_cascade_fullres", previous_stage=lowres)
     staged = case_estimates(ct, spacing, 2, 2, cascade, False)
-    assert staged["predict_gpu_mb"] > alone["predict_gpu_mb"]  # two one-hot channels more
-    assert staged["prev_predict_gpu_mb"] < alone["predict_gpu_mb"]  # the coarser grid
-    assert "prev_predict_gpu_host_logits_mb" in staged
+    on_device = alone.gpu_mb["predict"]["logits_on_device"]
+    assert staged.gpu_mb["predict"]["logits_on_device"] > on_device  # two one-hot channels more
+    assert staged.gpu_mb["prev_predict"]["logits_on_device"] < on_device  # the coarser grid
+    assert "logits_on_host" in staged.gpu_mb["prev_predict"]
     member = replace(counted, folder=two_channel_model.folder.parent / "other")
     ensemble = case_estimates(ct, spacing, 2, 2, counted, False, ensemble=(counted, member))
-    assert ensemble["m0_predict_gpu_mb"] == ensemble["m1_predict_gpu_mb"] == alone["predict_gpu_mb"]
+    assert ensemble.gpu_mb["m0_predict"] == ensemble.gpu_mb["m1_predict"] == alone.gpu_mb["predict"]

@@ -32,7 +32,7 @@ def test_stored_data_and_properties_equal_nnunet_preprocessing(demo, tmp_path, w
     assert stored_properties.keys() == properties.keys()
     assert stored_properties["bbox_used_for_cropping"] == properties["bbox_used_for_cropping"]
     assert list(stored_properties["spacing"]) == list(properties["spacing"])
-    assert preprocessed[case].peak_rss_mb > 0 and validated[case].estimates["separate_z"] == (which == "anisotropic")
+    assert preprocessed[case].peak_rss_mb > 0 and validated[case].estimates.separate_z == (which == "anisotropic")
 
 
 def test_case_that_failed_validation_is_skipped_without_output(demo, tmp_path):

@@ -17,10 +17,10 @@ from nnunet_workflow.store.records import StageRecord
 def policy_with_validated(tmp_path, runs_locally=True, max_job_mem_mb=None, floors=None):
     """A plan with one batch of three cases: two validated with estimates, one that failed validate."""
     layout = Layout(tmp_path)
-    estimates = {"big": {"preprocess_mb": 3000, "preprocess_timeout_s": 400, "predict_mb": 1500,
-                         "predict_timeout_s": 900},
-                 "small": {"preprocess_mb": 700, "preprocess_timeout_s": 310, "predict_mb": 900,
-                           "predict_timeout_s": 610}}
+    estimates = {"big": {"memory_mb": {"preprocess": 3000, "predict": 1500},
+                         "timeout_s": {"preprocess": 400, "predict": 900}},
+                 "small": {"memory_mb": {"preprocess": 700, "predict": 900},
+                           "timeout_s": {"preprocess": 310, "predict": 610}}}
     paths = {}
     for case in ("big", "small", "bad"):
         record = StageRecord("validate", case, "done" if case in estimates else "failed", attempt="a1",
@@ -59,7 +59,7 @@ def test_a_case_without_estimates_reserves_the_stage_base_and_its_default_time(t
 
 def test_statistics_of_a_case_validated_before_they_existed_are_estimated_from_its_geometry(tmp_path):
     older = StageRecord("validate", "old", "done", details={
-        "estimates": {"export_mb": 900}, "geometry": {"shape_nnunet": [300, 512, 512], "channels": 2}})
+        "estimates": {"memory_mb": {"export": 900}}, "geometry": {"shape_nnunet": [300, 512, 512], "channels": 2}})
     case = Case("old", {0: "old_0000.nii.gz"})
     statistics = stage_resources("statistics")
     from_geometry = memory.statistics_mb(300 * 512 * 512, 2)

@@ -37,7 +37,8 @@ def test_good_case_gets_geometry_and_estimates(tmp_path, two_channel_model):
     assert record["geometry"]["size"] == [20, 18, 16]
     estimates = record["estimates"]
     assert estimates["voxels"] == 20 * 18 * 16
-    assert estimates["preprocess_mb"] > 0 and estimates["predict_mb"] > 0 and estimates["export_mb"] > 0
+    memory_mb = estimates["memory_mb"]
+    assert memory_mb["preprocess"] > 0 and memory_mb["predict"] > 0 and memory_mb["export"] > 0
 
 
 def test_missing_channel_names_the_model_channels_and_the_file(tmp_path, two_channel_model):
@@ -160,17 +161,19 @@ def test_gpu_estimates_are_not_held_against_the_largest_job(tmp_path, two_channe
 
     from nnunet_workflow.estimates.case_estimates import check_memory
     from nnunet_workflow.store.failures import CaseError
+    from nnunet_workflow.store.records import Estimates
 
-    gpu = {"voxels": 1, "predict_mb": 900, "predict_gpu_mb": 50_000, "prev_predict_gpu_host_logits_mb": 40_000,
-           "m1_predict_gpu_mb": 50_000}
-    check_memory(gpu, 1_000)
+    gpu = {"predict": {"logits_on_device": 50_000}, "prev_predict": {"logits_on_host": 40_000},
+           "m1_predict": {"logits_on_device": 50_000}}
+    check_memory(Estimates(voxels=1, memory_mb={"predict": 900}, gpu_mb=gpu), 1_000)
     with pytest.raises(CaseError, match="in m1_predict"):
-        check_memory({**gpu, "m1_predict_mb": 2_000}, 1_000)
+        check_memory(Estimates(voxels=1, memory_mb={"predict": 900, "m1_predict": 2_000}, gpu_mb=gpu), 1_000)
     counted = dataclasses.replace(two_channel_model, architecture=DEMO_ARCHITECTURE, patch_size=DEMO_PATCH)
     record = validate(two_channels(tmp_path), counted, max_job_mb=1_000)  # predict: 831 MB, on the GPU 1038
     assert record["status"] == "done", record
-    assert record["estimates"]["predict_gpu_mb"] > 1_000 > record["estimates"]["predict_mb"]
-    assert record["estimates"]["predict_gpu_host_logits_mb"] < record["estimates"]["predict_gpu_mb"]
+    gpu_mb, memory_mb = record["estimates"]["gpu_mb"]["predict"], record["estimates"]["memory_mb"]
+    assert gpu_mb["logits_on_device"] > 1_000 > memory_mb["predict"]
+    assert gpu_mb["logits_on_host"] < gpu_mb["logits_on_device"]
 
 
 def test_constant_image_and_far_spacing_are_warnings_not_failures(tmp_path, two_channel_model):

@@ -56,8 +56,8 @@ def stage_memory(results, model_folder, save_probabilities=False) -> list[dict]:
             if record is None or not record.done:
                 continue
             rows.append({"case": case, "classes": model.num_classes, "stage": stage,
-                         "voxels": estimates["voxels"], "voxels_resampled": estimates["voxels_resampled"],
-                         "separate_z": estimates["separate_z"], "estimate_mb": estimates[f"{stage}_mb"],
+                         "voxels": estimates.voxels, "voxels_resampled": estimates.voxels_resampled["predict"],
+                         "separate_z": estimates.separate_z, "estimate_mb": estimates.memory_mb[stage],
                          "measured_mb": record.peak_rss_mb, "seconds": record.seconds})
     for row in rows:
         row["ratio"] = round(row["estimate_mb"] / row["measured_mb"], 2) if row["measured_mb"] else None

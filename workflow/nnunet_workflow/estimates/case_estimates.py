@@ -5,52 +5,46 @@ they run; and the refusal of a case that would need more memory than the largest
 
 from __future__ import annotations
 
+from functools import partial
+
 from ..nnunet.model import ModelInfo
 from ..store import stage_names
 from ..store.failures import CaseError
-from ..store.stage_names import memory_key, timeout_key
+from ..store.records import Estimates
 from . import host_memory, timeouts
 
 
-def check_memory(estimates: dict, max_job_mb: int | None) -> None:
+def check_memory(estimates: Estimates, max_job_mb: int | None) -> None:
     """Refuse, from the header alone, a case whose estimated peak in some stage exceeds the largest job allowed
     (host memory: the GPU estimates are not held against it)."""
     if not max_job_mb:
         return
-    for stage, needed in stage_names.memory_estimates(estimates).items():
+    for stage, needed in estimates.memory_mb.items():
         if needed > max_job_mb:
             raise CaseError(
-                f"needs an estimated {needed / 1024:.1f} GB in {stage} ({estimates['voxels']:,} voxels), more than "
+                f"needs an estimated {needed / 1024:.1f} GB in {stage} ({estimates.voxels:,} voxels), more than "
                 f"the largest job allowed ({max_job_mb / 1024:.1f} GB, max_job_mem_mb)",
                 kind="out_of_memory",
             )
 
 
-def stage_keys(estimates: dict, prefix: str) -> dict:
-    """A copied stage's estimates (memory, time, network-grid voxels) under its prefixed names."""
-    return {prefix + key: value for key, value in estimates.items()
-            if key.endswith((memory_key(""), timeout_key(""))) or key == "voxels_resampled"}
-
-
-def ensemble_estimates(shape, spacing, channels, bytes_per_voxel, members, save_probabilities=False) -> dict:
+def ensemble_estimates(shape, spacing, channels, bytes_per_voxel, members, save_probabilities=False) -> Estimates:
     """An ensemble's: each member's stages under `m{i}_` names (its export keeps probabilities; a cascade
     member's previous stage under `m{i}_prev_`), the ensemble's."""
-    estimates = {}
+    estimates = Estimates()
     for index, member in enumerate(members):
         own = case_estimates(shape, spacing, channels, bytes_per_voxel, member, True)
-        export = memory_key("export")
-        own[export] = max(own[export], host_memory.member_export_mb(own["voxels"], member.num_classes))
-        estimates.update(stage_keys(own, stage_names.member_prefix(index)))
-        estimates.setdefault("voxels", own["voxels"])
-    classes = members[0].num_classes
-    estimates[memory_key("ensemble")] = host_memory.ensemble_mb(estimates["voxels"], classes)
-    estimates[timeout_key("ensemble")] = timeouts.ensemble_timeout_s(estimates["voxels"], classes, len(members),
-                                                                save_probabilities)
+        own.memory_mb["export"] = max(own.memory_mb["export"], host_memory.member_export_mb(own.voxels,
+                                                                                          member.num_classes))
+        estimates.add(own.renamed(partial(stage_names.member, index)))
+    voxels, classes = estimates.voxels, members[0].num_classes
+    estimates.memory_mb["ensemble"] = host_memory.ensemble_mb(voxels, classes)
+    estimates.timeout_s["ensemble"] = timeouts.ensemble_timeout_s(voxels, classes, len(members), save_probabilities)
     return estimates
 
 
 def case_estimates(shape, spacing, channels, bytes_per_voxel, model: ModelInfo, save_probabilities,
-                   postprocessing: bool = False, ensemble=(), statistics: bool = False) -> dict:
+                   postprocessing: bool = False, ensemble=(), statistics: bool = False) -> Estimates:
     """Memory and time estimates of every later stage of a case; a cascade's previous stage's under
     `prev_` names (its own target spacing and classes); an ensemble's members' under `m{i}_` names and the
     ensemble's; postprocess's and statistics' when they run."""
@@ -58,16 +52,17 @@ def case_estimates(shape, spacing, channels, bytes_per_voxel, model: ModelInfo, 
         estimates = ensemble_estimates(shape, spacing, channels, bytes_per_voxel, ensemble, save_probabilities)
     else:
         estimates = host_memory.stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_probabilities)
-        estimates.update(timeouts.stage_timeouts_s(estimates["voxels"], estimates["voxels_resampled"],
-                                                   model.num_input_channels, model.num_classes, len(model.folds)))
+        estimates.timeout_s.update(timeouts.stage_timeouts_s(estimates.voxels, estimates.voxels_resampled["predict"],
+                                                             model.num_input_channels, model.num_classes,
+                                                             len(model.folds)))
         if model.previous_stage is not None:
             previous = case_estimates(shape, spacing, channels, bytes_per_voxel, model.previous_stage, False)
-            estimates.update(stage_keys(previous, stage_names.PREVIOUS_PREFIX))
+            estimates.add(previous.renamed(stage_names.previous))
+    voxels = estimates.voxels
     if postprocessing:
-        estimates[memory_key("postprocess")] = host_memory.postprocess_mb(estimates["voxels"])
-        estimates[timeout_key("postprocess")] = timeouts.postprocess_timeout_s(estimates["voxels"], model.num_classes)
+        estimates.memory_mb["postprocess"] = host_memory.postprocess_mb(voxels)
+        estimates.timeout_s["postprocess"] = timeouts.postprocess_timeout_s(voxels, model.num_classes)
     if statistics:
-        estimates[memory_key("statistics")] = host_memory.statistics_mb(estimates["voxels"], channels)
-        estimates[timeout_key("statistics")] = timeouts.statistics_timeout_s(estimates["voxels"], channels,
-                                                                          model.num_classes)
+        estimates.memory_mb["statistics"] = host_memory.statistics_mb(voxels, channels)
+        estimates.timeout_s["statistics"] = timeouts.statistics_timeout_s(voxels, channels, model.num_classes)
     return estimates

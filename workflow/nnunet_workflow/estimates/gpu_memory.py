@@ -51,9 +51,8 @@ GAUSSIAN_BYTES = 2
 DATA_BYTES = 4
 # torch.isinf(predicted_logits) at the end of the sliding window: a bool per logit.
 INF_CHECK_BYTES = 1
-# The estimates validate records (with the CUDA context); cascade and ensemble copies keep them under their
-# prefixes, and they name no stage, so they are never read as a stage's host memory (store/stage_names).
-GPU_ESTIMATE_KEYS = ("predict_gpu_mb", "predict_gpu_host_logits_mb")
+# The estimates validate records of a predicting stage (with the CUDA context), in Estimates.gpu_mb.
+GPU_ESTIMATE_KEYS = ("logits_on_device", "logits_on_host")
 
 
 def _kind(architecture: dict | None) -> str | None:
@@ -246,12 +245,13 @@ def predict_gpu_mb(model, shape_resampled, logits_on_device: bool = True, channe
 
 
 def gpu_estimates(model, shape_resampled) -> dict:
-    """Validate's GPU estimates of a case (with the logits on the device and in host memory); none for a
-    network not counted here."""
+    """Validate's GPU estimates of a case's predict, {"predict": {"logits_on_device": MB, "logits_on_host": MB}};
+    none for a network not counted here."""
     on_device = predict_gpu_mb(model, shape_resampled)
     if on_device is None:
         return {}
-    return dict(zip(GPU_ESTIMATE_KEYS, (on_device, predict_gpu_mb(model, shape_resampled, logits_on_device=False))))
+    on_host = predict_gpu_mb(model, shape_resampled, logits_on_device=False)
+    return {"predict": dict(zip(GPU_ESTIMATE_KEYS, (on_device, on_host)))}
 
 
 def logits_on_host_up_front(estimate_mb: int, host_logits_estimate_mb: int, free_mb: float,

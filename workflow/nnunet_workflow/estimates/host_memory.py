@@ -14,7 +14,7 @@ import math
 import os
 
 from ..inputs.image_size import uncompressed_bytes
-from ..store.stage_names import memory_key
+from ..store.records import Estimates
 from . import gpu_memory
 from .available_memory import MB
 
@@ -102,10 +102,9 @@ def _mb(base_mb: int, nbytes: float) -> int:
     return base_mb + math.ceil(MARGIN * nbytes / MB)
 
 
-def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_probabilities=False) -> dict:
+def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_probabilities=False) -> Estimates:
     """Peak RSS (MB) of preprocess, predict and export of one case, and the voxel counts they come from; and
-    predict's GPU memory (`predict_gpu_mb`, `predict_gpu_host_logits_mb`: not host memory, see gpu_memory)
-    where the model's network is one gpu_memory counts.
+    predict's GPU memory (not host memory, see gpu_memory) where the model's network is one gpu_memory counts.
 
     `shape` and `spacing` are in nnU-Net's axis order after `transpose_forward`. A cascade stage's network
     takes the previous stage's foreground labels as extra (one-hot) input channels.
@@ -130,16 +129,12 @@ def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_proba
     preprocess = max((bytes_per_voxel + 4) * c * s0, preprocess_bytes(c, s0, s1, separate))
     if labels:
         preprocess += cascade_preprocess_bytes(c, labels, s0, s1)
-    return {
-        "voxels": s0,
-        "voxels_resampled": s1,
-        "separate_z": separate,
-        memory_key("preprocess"): _mb(NNUNET_BASE_MB, preprocess),
-        memory_key("predict"): _mb(PREDICT_BASE_MB, predict_bytes(c + labels, k, s1, folds)),
-        memory_key("export"): _mb(NNUNET_BASE_MB, export_bytes(k, s1, s0, separate_work, streaming, save_probabilities,
-                                                      plane)),
-        **gpu_memory.gpu_estimates(model, new_shape),
-    }
+    export = export_bytes(k, s1, s0, separate_work, streaming, save_probabilities, plane)
+    memory_mb = {"preprocess": _mb(NNUNET_BASE_MB, preprocess),
+                 "predict": _mb(PREDICT_BASE_MB, predict_bytes(c + labels, k, s1, folds)),
+                 "export": _mb(NNUNET_BASE_MB, export)}
+    return Estimates(voxels=s0, memory_mb=memory_mb, gpu_mb=gpu_memory.gpu_estimates(model, new_shape),
+                     voxels_resampled={"predict": s1}, separate_z=separate)
 
 
 def member_export_mb(s0, k) -> int:

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..inputs.cases import Case
-from ..store import stage_names
 from ..store.records import StageRecord
 from . import host_memory, timeouts
 
@@ -45,9 +44,9 @@ def estimated_mb(stage: str, resources: StageResources, case: Case, validated: S
     others' from validate."""
     if stage == "validate":
         return host_memory.validate_memory_mb(case.files())
-    estimates = validated.estimates if validated else {}
-    if stage_names.memory_key(stage) in estimates:
-        return int(estimates[stage_names.memory_key(stage)])
+    estimates = validated.estimates.memory_mb if validated else {}
+    if stage in estimates:
+        return int(estimates[stage])
     geometry = validated.details.get("geometry") if validated else None
     return resources.from_geometry(geometry) if resources.from_geometry and geometry else resources.base_mb
 
@@ -56,5 +55,5 @@ def estimated_s(stage: str, resources: StageResources, case: Case, validated: St
     """A case's time limit in a stage, found the same way as its memory."""
     if stage == "validate":
         return timeouts.validate_timeout_s(case.files())
-    estimates = validated.estimates if validated else {}
-    return int(estimates.get(stage_names.timeout_key(stage), resources.default_timeout_s))
+    estimates = validated.estimates.timeout_s if validated else {}
+    return int(estimates.get(stage, resources.default_timeout_s))

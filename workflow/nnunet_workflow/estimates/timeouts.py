@@ -7,7 +7,6 @@ import math
 import os
 
 from ..inputs.image_size import uncompressed_bytes
-from ..store.stage_names import timeout_key
 from .available_memory import MB
 
 
@@ -15,9 +14,9 @@ def stage_timeouts_s(voxels: int, voxels_resampled: int, channels: int, classes:
     """Seconds preprocess, predict and export of one case may take (S0 original, S1 network-grid voxels)."""
     s0, s1 = voxels, voxels_resampled
     return {
-        timeout_key("preprocess"): 300 + math.ceil(2e-6 * channels * s0 + 1e-5 * s1),
-        timeout_key("predict"): 600 + math.ceil(2e-4 * folds * channels * s1),
-        timeout_key("export"): 300 + math.ceil(2e-6 * classes * s0),
+        "preprocess": 300 + math.ceil(2e-6 * channels * s0 + 1e-5 * s1),
+        "predict": 600 + math.ceil(2e-4 * folds * channels * s1),
+        "export": 300 + math.ceil(2e-6 * classes * s0),
     }
 
 

@@ -264,7 +264,7 @@ def inspect_case(reference: TrainingReference | None, job: CaseJob) -> dict:
     # what the estimates were computed from (nnU-Net's axis order), so they can be recomputed
     geometry.update(shape_nnunet=shape, spacing_nnunet=spacing, channels=channels,
                     bytes_per_voxel=bytes_per_voxel)
-    return {"geometry": geometry, "estimates": estimates, "warnings": warnings, "plausibility": notes,
+    return {"geometry": geometry, "estimates": estimates.to_json(), "warnings": warnings, "plausibility": notes,
             "intensities": figures}
 
 

@@ -3,13 +3,52 @@ failed. `StageRecord` is the only reader and writer of their JSON (`work/{case}/
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
+from typing import ClassVar
 
 from .atomic_files import read_json, read_json_if_present, write_json
 
 DONE = "done"
 FAILED = "failed"
 SKIPPED = "skipped"
+
+
+@dataclass
+class Estimates:
+    """Validate's estimates of a case's later stages, each by stage name (a copy's under its own: prev_predict,
+    m1_export): peak host memory (MB), time limit (s), GPU memory of a predicting stage (MB, with its logits on
+    the device and in host memory: never held against host memory), and the voxels they come from (the
+    original image's, and each predicting stage's network grid's)."""
+
+    PER_STAGE: ClassVar[tuple[str, ...]] = ("memory_mb", "timeout_s", "gpu_mb", "voxels_resampled")
+
+    voxels: int = 0
+    memory_mb: dict[str, int] = field(default_factory=dict)
+    timeout_s: dict[str, int] = field(default_factory=dict)
+    gpu_mb: dict[str, dict[str, int]] = field(default_factory=dict)
+    voxels_resampled: dict[str, int] = field(default_factory=dict)
+    separate_z: bool | None = None  # nnU-Net resamples the case along z apart (one model's estimates only)
+
+    def renamed(self, name: Callable[[str], str]) -> Estimates:
+        """The estimates of copies of these stages (`name`: a stage's copy's name), without separate_z."""
+        return Estimates(self.voxels, **{key: {name(stage): value for stage, value in getattr(self, key).items()}
+                                         for key in self.PER_STAGE})
+
+    def add(self, other: Estimates) -> None:
+        """Take in the stages of `other` (a cascade's previous stage's, an ensemble member's)."""
+        for key in self.PER_STAGE:
+            getattr(self, key).update(getattr(other, key))
+        self.voxels = self.voxels or other.voxels
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, content: dict | None) -> Estimates:
+        """A record's estimates (an older record's, whose estimates were named `{stage}_mb`, read as none)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in (content or {}).items() if key in names})
 
 
 @dataclass(frozen=True)
@@ -42,10 +81,10 @@ class StageRecord:
         return self.status == DONE
 
     @property
-    def estimates(self) -> dict:
-        """Validate's memory (`{stage}_mb`) and time (`{stage}_timeout_s`) estimates; read them through
-        `resources`, which holds the one default of each."""
-        return self.details.get("estimates", {})
+    def estimates(self) -> Estimates:
+        """Validate's estimates of the later stages; read them through estimates/stage_needs, which falls back
+        to each stage's defaults."""
+        return Estimates.from_json(self.details.get("estimates"))
 
     @property
     def warnings(self) -> list[str]:

@@ -1,6 +1,6 @@
 """The one spelling of every stage name: a stage's, its copies' (a cascade's previous stage `prev_predict`, an
 ensemble member's `m1_predict`, a cascade member's `m1_prev_predict`), the rules that run the copies
-(`member_predict` with the wildcard `member`), and the keys of validate's estimates of a stage. Records, rules,
+(`member_predict` with the wildcard `member`), and the order of the stages. Records, rules, estimates,
 resources, layout and the summary all name stages through this module."""
 
 from __future__ import annotations
@@ -70,18 +70,3 @@ def of_rule(rule: str, wildcards) -> str:
     if rule.startswith(MEMBER_RULE_PREFIX):
         return member(int(wildcards.member), rule.removeprefix(MEMBER_RULE_PREFIX))
     return rule
-
-
-# validate's estimates of a stage: its peak memory (host) and its time limit
-def memory_key(stage: str) -> str:
-    return f"{stage}_mb"
-
-
-def timeout_key(stage: str) -> str:
-    return f"{stage}_timeout_s"
-
-
-def memory_estimates(estimates: dict) -> dict[str, int]:
-    """{stage: MB} of validate's host-memory estimates (a GPU estimate, predict_gpu_mb, names no stage)."""
-    stages = {key.removesuffix(memory_key("")): key for key in estimates if key.endswith(memory_key(""))}
-    return {stage: estimates[key] for stage, key in stages.items() if is_stage(stage)}
