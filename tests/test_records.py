@@ -6,7 +6,7 @@ import pytest
 
 from nnunet_workflow.store.atomic_files import atomic_path, remove_partial_files
 from nnunet_workflow.store.manifest import BatchManifest
-from nnunet_workflow.store.records import StageRecord
+from nnunet_workflow.store.records import Estimates, StageRecord
 
 
 def test_atomic_path_leaves_old_file_when_the_writer_fails(tmp_path):
@@ -61,3 +61,18 @@ def test_leftovers_of_killed_writers_are_removed_and_nothing_else(tmp_path):
         path.write_text("done")
     assert remove_partial_files(tmp_path) == 2
     assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == sorted(keep)
+
+
+def test_validate_estimates_round_trip_by_stage_and_an_older_records_read_as_none(tmp_path):
+    """Estimates are typed fields keyed by stage name; a record of a version that named them `{stage}_mb` has
+    none (its stages then reserve their defaults or estimate from the geometry)."""
+    estimates = Estimates(voxels=8, memory_mb={"predict": 900, "m1_prev_predict": 700}, timeout_s={"predict": 600},
+                          gpu_mb={"predict": {"logits_on_device": 2000, "logits_on_host": 1500}},
+                          voxels_resampled={"predict": 4}, separate_z=False)
+    StageRecord("validate", "c1", "done", details={"estimates": estimates.to_json()}).save(tmp_path / "v.json")
+    assert StageRecord.load(tmp_path / "v.json").estimates == estimates
+    copies = estimates.renamed(lambda stage: "m0_" + stage)
+    assert copies.memory_mb == {"m0_predict": 900, "m0_m1_prev_predict": 700} and copies.separate_z is None
+    older = StageRecord("validate", "c1", "done", details={"estimates": {"voxels": 8, "predict_mb": 900}})
+    assert older.estimates == Estimates(voxels=8)
+    assert StageRecord("validate", "c1", "failed").estimates == Estimates()
