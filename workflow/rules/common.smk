@@ -78,12 +78,8 @@ else:
     config.update(SETUP.config)
     PLAN = RunPlan.load(LAYOUT.plan())
     CASES = PLAN.pending_cases()
-# The model, or an ensemble's members; MODEL, the first, stands for the run's channels, labels,
-# file ending and reader.
-MEMBERS = SETUP.members
-MODEL = SETUP.model
+# the run's stages by name, in the order a case goes through them
 STAGES = SETUP.stages
-STAGE_NAMES = tuple(STAGES)
 POLICY = ResourcePolicy(PLAN, CASES, RUNS_LOCALLY)
 SEGMENTED = set(PLAN.segmented)
 # the summary rule's outputs: the summary, and the run's statistics table when statistics are on
@@ -98,8 +94,8 @@ onstart:
     remove_partial_files(LAYOUT.results)
     PLAN.save(LAYOUT.plan())
     SETUP.save(LAYOUT.run_setup())
-    write_nnunet_files(LAYOUT, MODEL, config)
-    write_provenance_file(LAYOUT, MEMBERS, config, SETUP.run_key)
+    write_nnunet_files(LAYOUT, SETUP.model, config)
+    write_provenance_file(LAYOUT, SETUP.members, config, SETUP.run_key)
 
 
 onsuccess:
@@ -157,9 +153,7 @@ def stage_upstream(stage):
 def batch_manifests():
     """Manifests of every stage of the batches this run works on (finished cases are in none)."""
     return [
-        str(LAYOUT.manifest(batch, stage))
-        for batch in PLAN.batches
-        for stage in STAGE_NAMES
+        str(LAYOUT.manifest(batch, stage)) for batch in PLAN.batches for stage in STAGES
     ]
 
 
