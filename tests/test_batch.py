@@ -150,3 +150,41 @@ def test_a_segmented_case_keeps_its_stages_up_to_the_segmentation_and_runs_the_l
     manifest = run_batch(after, jobs)
     assert StageRecord.load(manifest.cases["seg"]).done
     assert (tmp_path / "calls.txt").read_text() == "seg\n"
+
+
+def test_one_cases_failed_bookkeeping_fails_none_of_its_batch_mates(tmp_path):
+    layout = Layout(tmp_path)
+    jobs = {case: replace(job, log_path=str(layout.log("preprocess", case, "a1")))
+            for case, job in jobs_of(layout, ["c1", "c2", "c3"]).items()}
+    log = tmp_path / "batch.log"
+    manifest = run_batch(STAGE, jobs, log_path=str(log), faults={"c1": "log_path", "c2": "record_write"})
+    assert calls_of(layout) == ["c2", "c3"]  # c1 never ran: its log could not be created
+    records = manifest.records()
+    assert records["c3"].done and all(p.exists() for p in outputs(jobs["c3"]))
+    # c1's record says why; c2's could not be written, so the manifest says it
+    assert (records["c1"].status, records["c1"].kind) == ("failed", "error")
+    assert records["c1"].message.startswith("the workflow could not keep this case's files: OSError: [Errno 36]")
+    assert layout.record("preprocess", "c1", "a1").exists()
+    assert not layout.record("preprocess", "c2", "a1").exists()
+    assert (records["c2"].status, records["c2"].kind) == ("failed", "error")
+    assert "File name too long (injected fault)" in records["c2"].message
+    assert manifest.unrecorded == {"c2": {"kind": "error", "message": records["c2"].message}}
+    assert "preprocess c2: its record could not be written" in log.read_text()
+
+
+def test_a_case_failing_for_want_of_space_is_named_so_and_its_intermediates_go(tmp_path):
+    def fill_the_disk(state, job):
+        if job.id == "full":
+            for path in outputs(job):
+                path.write_text("x")
+            raise OSError("677376 requested and 405440 written")  # numpy's short write on a full disk
+        return write_outputs(state, job)
+
+    layout = Layout(tmp_path)
+    manifest = run_batch(replace(STAGE, handle=fill_the_disk), jobs_of(layout, ["full", "fine"]))
+    full, fine = manifest.records()["full"], manifest.records()["fine"]
+    assert (full.status, full.kind) == ("failed", "no_space") and fine.done
+    assert full.message.startswith(f"no space left on the filesystem of {tmp_path} (")
+    assert "MB free there now): OSError: 677376 requested and 405440 written" in full.message
+    assert [p.name for p in layout.attempt_dir("full", "a1").rglob("*")] == ["preprocess.json"]
+    assert all(p.exists() for p in outputs(jobs_of(layout, ["fine"])["fine"]))

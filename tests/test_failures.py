@@ -1,10 +1,18 @@
 """Failure kinds and messages: from exceptions, and from how a worker died (the OOM classification)."""
 
+import errno
 import signal
 
 import pytest
 
-from nnunet_workflow.store.failures import OOM_SHARE, CaseError, death_kind_and_message, error_kind, error_message
+from nnunet_workflow.store.failures import (
+    OOM_SHARE,
+    CaseError,
+    death_kind_and_message,
+    error_kind,
+    error_message,
+    no_space_message,
+)
 
 
 class OutOfMemoryError(RuntimeError):
@@ -38,3 +46,19 @@ def test_a_sigkill_at_the_reservation_is_out_of_memory_and_below_it_killed():
 def test_other_deaths_are_errors_with_their_signal_or_status():
     assert death_kind_and_message(-signal.SIGSEGV, 999, 1000) == ("error", "worker process died (signal SIGSEGV)")
     assert death_kind_and_message(3, 999, 1000) == ("error", "worker process died (exit status 3)")
+
+
+def test_a_full_disk_is_its_own_kind_however_it_is_said():
+    assert error_kind(OSError(errno.ENOSPC, "No space left on device", "/r/x.npy")) == "no_space"
+    assert error_kind(OSError(errno.EDQUOT, "Disk quota exceeded")) == "no_space"
+    assert error_kind(OSError("677376 requested and 405440 written")) == "no_space"
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as cause:
+            raise RuntimeError("Could not write the image") from cause
+    except RuntimeError as wrapped:
+        assert error_kind(wrapped) == "no_space"
+    assert error_kind(OSError(errno.EACCES, "Permission denied")) == "error"
+    assert no_space_message("/nonexistent/results", "OSError: x").startswith(
+        "no space left on the filesystem of /nonexistent/results (")

@@ -15,10 +15,11 @@ from pathlib import Path
 
 from ..estimates.stage_needs import estimated_s
 from ..store import stage_names
+from ..store.failures import NO_SPACE, error_kind, error_message, no_space_message
 from ..store.layout import member_dir
 from ..store.manifest import BatchManifest
-from ..store.records import StageRecord
-from .faults import with_faults
+from ..store.records import FAILED, StageRecord
+from .faults import with_bookkeeping_faults, with_faults
 from .job import CaseJob
 from .stage import Stage
 from .worker import Worker
@@ -33,9 +34,13 @@ def fresh_log(path) -> str:
 
 
 def _note(log_path, line: str) -> None:
+    """A line in the batch's log (which a full disk may refuse: the record says it too)."""
     if log_path:
-        with open(log_path, "a") as log:
-            log.write(line + "\n")
+        try:
+            with open(log_path, "a") as log:
+                log.write(line + "\n")
+        except OSError:
+            pass
 
 
 def finished_record(stage: Stage, job: CaseJob) -> StageRecord | None:
@@ -98,35 +103,86 @@ def _run_case(stage: Stage, job: CaseJob, worker: Worker, log_path=None) -> Stag
     return job.record(stage.name, outcome, stage.fields(job))
 
 
+def _case_record(stage: Stage, job: CaseJob, worker: Worker, log_path) -> StageRecord:
+    """Run (or keep, or carry over) one case of the batch and save its record."""
+    case = job.id
+    record = finished_record(stage, job)
+    carried = None if record is not None else carried_record(stage, job)
+    if record is not None:
+        _note(log_path, f"{stage.name} {case}: finished earlier in attempt {job.attempt}; kept")
+        return record
+    if carried is not None:
+        job.save(carried)
+        _note(log_path, f"{stage.name} {case}: finished in attempt {job.carried_from}; carried over")
+        return carried
+    record = _run_case(stage, job, worker, log_path)
+    if record.kind == NO_SPACE:
+        record = replace(record, message=no_space_message(job.layout.results, record.message))
+        free_attempt_space(job)
+    job.save(record)
+    _note(log_path, f"{stage.name} {case}: {record.status} {record.kind or ''} {record.message}".rstrip())
+    return record
+
+
+def free_attempt_space(job: CaseJob) -> None:
+    """Remove a case attempt's intermediates (all but its records) at once: what it failed for is space, and
+    a rerun starts a new attempt, which never reads them."""
+    for path in job.layout.attempt_dir(job.id, job.attempt).rglob("*"):
+        if path.is_file() and path.suffix != ".json":
+            path.unlink(missing_ok=True)
+
+
+def _bookkeeping_failed(stage: Stage, job: CaseJob, error: Exception, log_path) -> dict | None:
+    """A case whose bookkeeping raised (its log or record path refused, a full disk): record it as failed at
+    this stage; if even that record cannot be written, return what the manifest says for it instead."""
+    kind = error_kind(error)
+    message = error_message(error)
+    if kind == NO_SPACE:
+        message = no_space_message(job.layout.results, message)
+        free_attempt_space(job)
+    else:
+        kind, message = "error", f"the workflow could not keep this case's files: {message}"
+    _note(log_path, f"{stage.name} {job.id}: failed {kind} {message}")
+    try:
+        job.save(StageRecord(stage.name, job.id, FAILED, kind=kind, message=message, **job.stamp()))
+    except Exception as save_error:  # noqa: BLE001 - told in the manifest instead
+        _note(log_path, f"{stage.name} {job.id}: its record could not be written: {error_message(save_error)}")
+        return {"kind": kind, "message": message}
+    return None
+
+
 def run_batch(stage: Stage, jobs: dict[str, CaseJob], log_path=None, reserved_mb=None,
               faults: dict[str, str] | None = None) -> BatchManifest:
     """Run `stage` for every case of `jobs` (one batch) in one persistent worker; return the batch's manifest.
 
     Each case's record is written as soon as the case is through, so a batch job killed midway and run
-    again reuses what it had finished (`finished_record`) and carries on with the rest. `faults`: test-only
-    faults to inject, {case: action} (execution/faults).
+    again reuses what it had finished (`finished_record`) and carries on with the rest. Nothing about one
+    case fails its batch mates: a case whose own bookkeeping raises is recorded as failed (or, when even its
+    record cannot be written, in the manifest), and the others go on. `faults`: test-only faults to inject,
+    {case: action} (execution/faults).
     """
+    jobs = with_bookkeeping_faults(jobs, faults)
     first = next(iter(jobs.values()), None)
     setup = partial(stage.setup, first.model, first.options) if stage.setup and first else None
     worker = Worker(with_faults(stage.handle, faults), setup=setup, log_path=log_path, reserved_mb=reserved_mb)
+    unrecorded: dict[str, dict] = {}
     try:
         for case, job in jobs.items():
-            record = finished_record(stage, job)
-            carried = None if record is not None else carried_record(stage, job)
-            if record is not None:
-                _note(log_path, f"{stage.name} {case}: finished earlier in attempt {job.attempt}; kept")
-            elif carried is not None:
-                record = carried
-                job.save(record)
-                _note(log_path, f"{stage.name} {case}: finished in attempt {job.carried_from}; carried over")
-            else:
-                record = _run_case(stage, job, worker, log_path)
-                job.save(record)
-                _note(log_path, f"{stage.name} {case}: {record.status} {record.kind or ''} {record.message}".rstrip())
+            try:
+                record = _case_record(stage, job, worker, log_path)
+            except Exception as error:  # noqa: BLE001 - one case's bookkeeping never fails the batch
+                said = _bookkeeping_failed(stage, job, error, log_path)
+                if said:
+                    unrecorded[case] = said
+                continue
             if stage.after is not None:  # also for a kept record: a job killed before its `after` ran
-                stage.after(job, record)
+                try:
+                    stage.after(job, record)
+                except Exception as error:  # noqa: BLE001 - a clean-up left undone fails nothing
+                    _note(log_path, f"{stage.name} {case}: clean-up after the stage failed: {error_message(error)}")
     finally:
         worker.close()
     return BatchManifest(stage=stage.name, batch=first.batch if first else "", pid=os.getpid(),
                          cases={case: str(job.record_path(stage.name)) for case, job in jobs.items()},
-                         worker_starts=worker.starts, model_loads=worker.starts if stage.loads_model else None)
+                         worker_starts=worker.starts, model_loads=worker.starts if stage.loads_model else None,
+                         unrecorded=unrecorded or None)

@@ -1,13 +1,46 @@
 """Test-only faults: the config's `faults: {case: "stage:action"}` makes that case's worker SIGKILL
 itself, run out of memory, stall until killed or raise in that stage, or (predict) run out of GPU memory
-while its logits are on the device. The batch runner is given the faults of its stage's cases and applies them
-by a wrapper around the stage's handler, so neither the stages nor their jobs know about faults."""
+while its logits are on the device; or breaks the batch's own bookkeeping of the case (`log_path`: its log
+cannot be created; `record_write`: its record cannot be written). The batch runner is given the faults of its
+stage's cases and applies them by a wrapper around the stage's handler and around the case's job, so neither
+the stages nor their jobs know about faults."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import time
+from dataclasses import fields, replace
+from pathlib import Path
+
+from .job import CaseJob
+
+# faults of the batch's bookkeeping of a case, applied to its job (the others run in the worker)
+BOOKKEEPING = ("log_path", "record_write")
+
+
+class _UnrecordableJob(CaseJob):
+    """A case job whose records the filesystem refuses (as it would a name too long for it)."""
+
+    def save(self, record) -> None:
+        raise OSError(errno.ENAMETOOLONG, "File name too long (injected fault)", str(self.record_path(record.stage)))
+
+
+def with_bookkeeping_faults(jobs: dict[str, CaseJob], faults: dict[str, str] | None) -> dict[str, CaseJob]:
+    """The batch's jobs, those of cases with a bookkeeping fault broken accordingly."""
+    broken = dict(jobs)
+    for case, action in (faults or {}).items():
+        job = jobs.get(case)
+        if job is None or action not in BOOKKEEPING:
+            continue
+        print(f"injecting fault {action!r} for {case}", flush=True)
+        if action == "log_path":
+            too_long = "x" * 300 + ".log"
+            broken[case] = replace(job, log_path=str(Path(job.log_path or job.layout.results).parent / too_long))
+        else:
+            broken[case] = _UnrecordableJob(**{f.name: getattr(job, f.name) for f in fields(job)})
+    return broken
 
 
 class OutOfMemoryError(RuntimeError):
@@ -72,6 +105,7 @@ def inject_fault(fault: str) -> None:
 
 def with_faults(handle, faults: dict[str, str] | None = None):
     """`handle(state, job)` that first injects the fault of the job's case (`faults`: {case: action}), if any."""
+    faults = {case: action for case, action in (faults or {}).items() if action not in BOOKKEEPING}
     if not faults:
         return handle
 

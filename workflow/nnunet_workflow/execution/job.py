@@ -89,7 +89,8 @@ class CaseJob:
     def record_path(self, stage: str):
         return self.layout.record(stage, self.id, self.attempt)
 
-    def _stamp(self) -> dict:
+    def stamp(self) -> dict:
+        """What every record of this job carries: attempt, batch, provenance, reservation, SLURM job."""
         return {"attempt": self.attempt, "batch": self.batch, "provenance": self.provenance,
                 "reserved_mb": self.reserved_mb, "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
 
@@ -97,13 +98,13 @@ class CaseJob:
         """The stage record of a supervised outcome."""
         return StageRecord(stage, self.id, DONE if outcome.ok else FAILED, kind=outcome.kind,
                            message=outcome.message, seconds=outcome.seconds, peak_rss_mb=outcome.peak_rss_mb,
-                           details={**(details or {}), **outcome.result}, **self._stamp())
+                           details={**(details or {}), **outcome.result}, **self.stamp())
 
     def skipped(self, stage: str, upstream: StageRecord | None, needs: str) -> StageRecord:
         """The record of a stage not run because the earlier stage it needs did not finish the case."""
         if upstream is None:
             upstream = StageRecord(needs, self.id, FAILED, kind="error", message=f"no {needs} record")
-        return replace(upstream.skipped(stage), **self._stamp())
+        return replace(upstream.skipped(stage), **self.stamp())
 
     def save(self, record: StageRecord) -> None:
         """Write this case's record of this attempt (each case's record is written as the case is through)."""

@@ -26,9 +26,8 @@ COLUMNS = ["case", "status", "stage", "kind", "message", "output", "log", "batch
 def collect_records(manifest_paths, record_paths) -> dict[str, dict[str, StageRecord]]:
     """{case: {stage: record}} from batch manifests and from record files."""
     records: dict[str, dict[str, StageRecord]] = {}
-    paths = [p for manifest in manifest_paths for p in BatchManifest.load(manifest).cases.values()]
-    for path in [*paths, *record_paths]:
-        record = StageRecord.load(path)
+    from_manifests = [r for manifest in manifest_paths for r in BatchManifest.load(manifest).records().values()]
+    for record in [*from_manifests, *map(StageRecord.load, record_paths)]:
         records.setdefault(record.case, {})[record.stage] = record
     return records
 

@@ -3,11 +3,53 @@ raised or from how its worker process died."""
 
 from __future__ import annotations
 
+import errno
+import re
+import shutil
 import signal
+from pathlib import Path
 
 # A worker SIGKILLed at or above this share of its reserved memory is reported as out of memory (the
 # kernel's OOM killer and SLURM's memory enforcement both send SIGKILL).
 OOM_SHARE = 0.9
+
+
+# The kind of a failure for want of disk space (ENOSPC, a quota, numpy's short write on a full disk).
+NO_SPACE = "no_space"
+# numpy's ndarray.tofile/np.save on a full filesystem: "OSError: 677376 requested and 405440 written"
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
+
+
+def is_no_space(error: BaseException) -> bool:
+    """Whether an error (or one it was raised from) says the filesystem is full."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if _SHORT_WRITE.search(str(error)) or "No space left on device" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def free_mb(folder) -> int | None:
+    """Free space (MB) of the filesystem of `folder` (of its nearest existing parent), or None."""
+    path = Path(folder).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        return shutil.disk_usage(path).free // 2**20
+    except OSError:
+        return None
+
+
+def no_space_message(folder, detail: str) -> str:
+    """The sentence of a case that failed for want of space: the folder, its free space now, what failed."""
+    free = free_mb(folder)
+    now = f"{free:,} MB free there now" if free is not None else "its free space unknown"
+    return (f"no space left on the filesystem of {folder} ({now}): {detail}; free space there (or give another "
+            "results=) and run again")
 
 
 class CaseError(Exception):
@@ -21,6 +63,8 @@ class CaseError(Exception):
 def error_kind(error: BaseException) -> str:
     if isinstance(error, CaseError):
         return error.kind
+    if is_no_space(error):
+        return NO_SPACE
     if isinstance(error, MemoryError):
         return "out_of_memory"
     if type(error).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError, without importing torch

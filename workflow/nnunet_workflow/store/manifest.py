@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from .atomic_files import read_json, write_json
-from .records import StageRecord
+from .records import FAILED, StageRecord
 
 
 @dataclass(frozen=True)
@@ -20,10 +20,20 @@ class BatchManifest:
     model_loads: int | None = None
     # the GPU the job claimed for its worker (gpu_slots), where it claims one
     gpu: str | None = None
+    # case -> {"kind", "message"}: why its record could not be written (its bookkeeping failed: a full disk, a
+    # path the filesystem refuses); the case reads as failed at this stage with that kind and message
+    unrecorded: dict[str, dict] | None = None
 
     def records(self) -> dict[str, StageRecord]:
-        """The stage record of each case of the batch, read from where the manifest says."""
-        return {case: StageRecord.load(path) for case, path in self.cases.items()}
+        """The stage record of each case of the batch, read from where the manifest says; a case whose record
+        is not there reads as failed at this stage, with what the job said about it."""
+        return {case: StageRecord.load_if_present(path) or self.missing_record(case)
+                for case, path in self.cases.items()}
+
+    def missing_record(self, case: str) -> StageRecord:
+        said = (self.unrecorded or {}).get(case) or {
+            "kind": "error", "message": f"its {self.stage} record {self.cases[case]} is missing"}
+        return StageRecord(self.stage, case, FAILED, kind=said["kind"], message=said["message"], batch=self.batch)
 
     def save(self, path) -> None:
         write_json(path, {k: v for k, v in asdict(self).items() if v is not None})
