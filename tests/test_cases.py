@@ -51,3 +51,50 @@ def test_empty_or_missing_input_is_an_error(tmp_path):
         discover_cases(tmp_path, CHANNELS)
     with pytest.raises(InputError, match="neither a folder nor a sample sheet"):
         discover_cases(tmp_path / "nope", CHANNELS)
+
+
+def test_case_ids_that_cannot_name_files_are_refused_each_with_its_sheet_line(tmp_path):
+    sheet = tmp_path / "samples.tsv"
+    long_id = "x" * 300
+    sheet.write_text(f'case\tT1\nok\ta.nii.gz\n{long_id}\ta.nii.gz\n"two\nlines"\tb.nii.gz\n..\tc.nii.gz\n'
+                     "-rf\td.nii.gz\nsub/dir\te.nii.gz\n\tf.nii.gz\nfine one\tg.nii.gz\n")
+    with pytest.raises(InputError) as refused:
+        discover_cases(sheet, CHANNELS)
+    message = str(refused.value)
+    assert message.startswith(f"input {sheet} has 6 case id(s) that cannot name files:")
+    assert f"line 3: case id '{'x' * 40}'...: it has 300 characters, more than the 222 its file names can take" in message
+    assert "line 5: case id 'two\\nlines': it holds the character(s) '\\n'" in message  # the row's last line
+    assert "line 6: case id '..': it holds a first character '.'" in message
+    assert "line 7: case id '-rf': it holds a first character '-'" in message
+    assert "line 8: case id 'sub/dir': it holds the character(s) '/'" in message
+    assert "line 9: case id '': it is empty" in message
+    assert "'ok'" not in message and "'fine one'" not in message
+
+
+def test_case_ids_of_a_folder_are_refused_naming_the_file(tmp_path):
+    touch(tmp_path / "good_0000.nii.gz")
+    too_long = touch(tmp_path / ("y" * 230 + "_0000.nii.gz"))
+    odd = touch(tmp_path / "tab\there_0000.nii.gz")
+    with pytest.raises(InputError) as refused:
+        discover_cases(tmp_path, CHANNELS)
+    message = str(refused.value)
+    assert "has 2 case id(s)" in message
+    assert f"{too_long}: case id '{'y' * 40}'...: it has 230 characters, more than the 222" in message
+    assert f"{odd}: case id 'tab\\there': it holds the character(s) '\\t'" in message
+    # a longer file ending leaves room for a shorter id
+    message = str(pytest.raises(InputError, discover_cases, tmp_path, CHANNELS, ".nrrd.sidecar.json").value)
+    assert "more than the 204" in message
+
+
+def test_a_linked_channel_is_named_as_given(tmp_path):
+    from nnunet_workflow.inputs.image_reading import read_header
+    from nnunet_workflow.store.failures import CaseError
+
+    link = tmp_path / "in" / "c_0000.nii.gz"
+    link.parent.mkdir()
+    link.symlink_to(tmp_path / "elsewhere" / "c.nii.gz")
+    cases = discover_cases(link.parent, CHANNELS)
+    assert cases["c"].files() == [str(link)]  # not its target
+    with pytest.raises(CaseError) as refused:
+        read_header(cases["c"].files()[0])
+    assert str(refused.value) == f"{link}: a link to {tmp_path / 'elsewhere' / 'c.nii.gz'}, which does not exist"

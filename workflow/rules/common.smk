@@ -46,7 +46,9 @@ if workflow.is_main_process:
         ),
         file=sys.stderr,
     )
-    CASES = discover_cases(config["input"], SETUP.model.channel_names)
+    CASES = discover_cases(
+        config["input"], SETUP.model.channel_names, SETUP.model.file_ending
+    )
     BUDGET_MB = apply_local_budgets(workflow.global_resources, RUNS_LOCALLY)
     PLAN = make_plan(
         CASES,

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..store.atomic_files import atomic_path
 from ..store.failures import CaseError, last_line
-from .image_reading import header_reader
+from .image_reading import header_reader, missing
 
 # Consecutive slices may lie this share of the series' median slice distance closer or farther apart.
 SLICE_DISTANCE_RTOL = 0.01
@@ -50,7 +50,7 @@ def sorted_slice_files(folder) -> list[str]:
     import SimpleITK as sitk
 
     if not os.path.isdir(folder):
-        raise CaseError(f"{folder}: folder does not exist")
+        raise CaseError(missing(folder, "folder"))
     series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
     if not series:
         files = len(series_files_on_disk(folder))

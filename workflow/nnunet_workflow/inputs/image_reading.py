@@ -45,6 +45,13 @@ def reader_class(name: str):
     return recursive_find_reader_writer_by_name(name)
 
 
+def missing(path: str, what: str) -> str:
+    """The sentence of an input that is not there, naming the path as given (a link: then its target)."""
+    if os.path.islink(path):
+        return f"{path}: a link to {os.path.realpath(path)}, which does not exist"
+    return f"{path}: {what} does not exist"
+
+
 def read_with_model_reader(path: str, reader: str, reference=None) -> dict:
     """A header-like description of one channel file as the model's reader reads it (SimpleITK order x, y, z:
     nnU-Net's readers give (channels, z, y, x) and spacing in z, y, x), with its voxel checks done:
@@ -53,7 +60,7 @@ def read_with_model_reader(path: str, reader: str, reference=None) -> dict:
     from .input_plausibility import channel_figures
 
     if not os.path.exists(path):
-        raise CaseError(f"{path}: file does not exist")
+        raise CaseError(missing(path, "file"))
     if os.path.getsize(path) == 0:
         raise CaseError(f"{path}: file is empty (0 bytes)")
     try:
@@ -90,7 +97,7 @@ def read_header(path: str) -> dict:
     import SimpleITK as sitk
 
     if not os.path.exists(path):
-        raise CaseError(f"{path}: file does not exist")
+        raise CaseError(missing(path, "file"))
     if os.path.getsize(path) == 0:
         raise CaseError(f"{path}: file is empty (0 bytes)")
     reader = header_reader(path, "not a readable image")

@@ -94,7 +94,7 @@ def inputs_key(case: Case, reader: str = "", hash_contents: bool = False) -> str
     """Hash of a case's input files: each one's name with its size and mtime, or its content's sha256."""
     digest = hashlib.sha256()
     for path in input_files(case, reader):
-        digest.update(f"{Path(path).name}:".encode())
+        digest.update(f"{Path(os.path.realpath(path)).name}:".encode())  # a link: its target's name, as ever
         try:
             if hash_contents:
                 digest.update(file_sha256(path).encode())

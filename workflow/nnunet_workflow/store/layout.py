@@ -13,10 +13,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# The longest file name a filesystem takes (bytes; a case id is ASCII: inputs/cases).
+NAME_MAX = 255
 WORK = "work"
 LOGS = "logs"
 # With postprocessing, export's segmentations go here and the postprocessed ones to {results}.
 BEFORE_POSTPROCESSING = "before_postprocessing"
+
+
+def longest_case_id(file_ending: str) -> int:
+    """The longest case id all of whose file names fit NAME_MAX: the longest name this layout makes of a case
+    id (its segmentation, DICOM-SEG, logs, series volumes, previews) while it is written under its temporary
+    name (atomic_files: `.{name}.XXXXXXXX.part{suffix}`)."""
+    longest = max(len(ending) for ending in (file_ending, ".seg.dcm", ".npz", ".pkl", ".png", "_0000.mha",
+                                             ".a9999.log"))
+    temporary = len("." + ".XXXXXXXX.part") + max(len(file_ending), len(".seg.dcm"))
+    return NAME_MAX - longest - temporary
 
 
 def member_dir(index: int) -> str:
