@@ -184,7 +184,7 @@ def test_a_case_failing_for_want_of_space_is_named_so_and_its_intermediates_go(t
     manifest = run_batch(replace(STAGE, handle=fill_the_disk), jobs_of(layout, ["full", "fine"]))
     full, fine = manifest.records()["full"], manifest.records()["fine"]
     assert (full.status, full.kind) == ("failed", "no_space") and fine.done
-    assert full.message.startswith(f"no space left on the filesystem of {tmp_path} (")
+    assert full.message.startswith(f"not enough space on the filesystem of {tmp_path} (")
     assert "MB free there now): OSError: 677376 requested and 405440 written" in full.message
     assert [p.name for p in layout.attempt_dir("full", "a1").rglob("*")] == ["preprocess.json"]
     assert all(p.exists() for p in outputs(jobs_of(layout, ["fine"])["fine"]))

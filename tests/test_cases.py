@@ -57,18 +57,18 @@ def test_case_ids_that_cannot_name_files_are_refused_each_with_its_sheet_line(tm
     sheet = tmp_path / "samples.tsv"
     long_id = "x" * 300
     sheet.write_text(f'case\tT1\nok\ta.nii.gz\n{long_id}\ta.nii.gz\n"two\nlines"\tb.nii.gz\n..\tc.nii.gz\n'
-                     "-rf\td.nii.gz\nsub/dir\te.nii.gz\n\tf.nii.gz\nfine one\tg.nii.gz\n")
+                     "-rf\td.nii.gz\nsub/dir\te.nii.gz\n\tf.nii.gz\nfine one\tg.nii.gz\nsujet-é3\th.nii.gz\n")
     with pytest.raises(InputError) as refused:
         discover_cases(sheet, CHANNELS)
     message = str(refused.value)
     assert message.startswith(f"input {sheet} has 6 case id(s) that cannot name files:")
-    assert f"line 3: case id '{'x' * 40}'...: it has 300 characters, more than the 222 its file names can take" in message
+    assert f"line 3: case id '{'x' * 40}'...: it has 300 bytes, more than the 222 its file names can take" in message
     assert "line 5: case id 'two\\nlines': it holds the character(s) '\\n'" in message  # the row's last line
-    assert "line 6: case id '..': it holds a first character '.'" in message
-    assert "line 7: case id '-rf': it holds a first character '-'" in message
+    assert "line 6: case id '..': it starts with '.'; a case id starts with a letter, a digit or an" in message
+    assert "line 7: case id '-rf': it starts with '-'" in message
     assert "line 8: case id 'sub/dir': it holds the character(s) '/'" in message
     assert "line 9: case id '': it is empty" in message
-    assert "'ok'" not in message and "'fine one'" not in message
+    assert "'ok'" not in message and "'fine one'" not in message and "sujet" not in message
 
 
 def test_case_ids_of_a_folder_are_refused_naming_the_file(tmp_path):
@@ -79,7 +79,7 @@ def test_case_ids_of_a_folder_are_refused_naming_the_file(tmp_path):
         discover_cases(tmp_path, CHANNELS)
     message = str(refused.value)
     assert "has 2 case id(s)" in message
-    assert f"{too_long}: case id '{'y' * 40}'...: it has 230 characters, more than the 222" in message
+    assert f"{too_long}: case id '{'y' * 40}'...: it has 230 bytes, more than the 222" in message
     assert f"{odd}: case id 'tab\\there': it holds the character(s) '\\t'" in message
     # a longer file ending leaves room for a shorter id
     message = str(pytest.raises(InputError, discover_cases, tmp_path, CHANNELS, ".nrrd.sidecar.json").value)

@@ -61,4 +61,4 @@ def test_a_full_disk_is_its_own_kind_however_it_is_said():
         assert error_kind(wrapped) == "no_space"
     assert error_kind(OSError(errno.EACCES, "Permission denied")) == "error"
     assert no_space_message("/nonexistent/results", "OSError: x").startswith(
-        "no space left on the filesystem of /nonexistent/results (")
+        "not enough space on the filesystem of /nonexistent/results (")

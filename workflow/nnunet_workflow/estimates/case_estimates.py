@@ -1,7 +1,7 @@
 """A case's estimates of every stage after validate, from its geometry (nnU-Net's axis order) and the run's
-models: peak memory (host and GPU) and time limit, a cascade's previous stage's under `prev_` names, an
-ensemble's members' under `m{i}_` names (store/stage_names spells them), postprocess's and statistics' when
-they run; and the refusal of a case that would need more memory than the largest job allowed."""
+models: peak memory (host and GPU), time limit and disk space written, a cascade's previous stage's under
+`prev_` names, an ensemble's members' under `m{i}_` names (store/stage_names spells them), postprocess's and
+statistics' when they run; and the refusal of a case that would need more memory than the largest job allowed."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ..nnunet.model import ModelInfo
 from ..store import stage_names
 from ..store.failures import CaseError
 from ..store.records import Estimates
-from . import host_memory, timeouts
+from . import disk, host_memory, timeouts
 
 
 def check_memory(estimates: Estimates, max_job_mb: int | None) -> None:
@@ -52,6 +52,8 @@ def case_estimates(shape, spacing, channels, bytes_per_voxel, model: ModelInfo, 
         estimates = ensemble_estimates(shape, spacing, channels, bytes_per_voxel, ensemble, save_probabilities)
     else:
         estimates = host_memory.stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_probabilities)
+        estimates.disk_mb.update(disk.stage_disk_mb(estimates.voxels, estimates.voxels_resampled["predict"],
+                                                    model.num_input_channels, model.num_classes, save_probabilities))
         estimates.timeout_s.update(timeouts.stage_timeouts_s(estimates.voxels, estimates.voxels_resampled["predict"],
                                                              model.num_input_channels, model.num_classes,
                                                              len(model.folds)))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..estimates.stage_needs import estimated_s
 from ..store import stage_names
-from ..store.failures import NO_SPACE, error_kind, error_message, no_space_message
+from ..store.failures import NO_SPACE, error_kind, error_message, free_mb, no_space_message
 from ..store.layout import member_dir
 from ..store.manifest import BatchManifest
 from ..store.records import FAILED, StageRecord
@@ -90,11 +90,26 @@ def carried_record(stage: Stage, job: CaseJob) -> StageRecord | None:
                    details={**record.details, "carried_from": old})
 
 
+def space_shortfall(stage: Stage, job: CaseJob) -> StageRecord | None:
+    """The failed record of a case whose estimated writes in this stage (validate's disk estimate) exceed the
+    free space of the results folder's filesystem now; None when they fit or nothing is estimated."""
+    validated = job.upstream.get("validate")
+    needed = validated.estimates.disk_mb.get(stage.name) if validated is not None else None
+    free = free_mb(job.layout.results) if needed else None
+    if needed is None or free is None or needed <= free:
+        return None
+    detail = f"{stage.name} writes about {needed:,} MB for this case"
+    return StageRecord(stage.name, job.id, FAILED, kind=NO_SPACE, message=detail, **job.stamp())
+
+
 def _run_case(stage: Stage, job: CaseJob, worker: Worker, log_path=None) -> StageRecord:
     for needed in stage.needed:
         upstream = job.upstream.get(needed)
         if upstream is None or not upstream.done:
             return job.skipped(stage.name, upstream, needed)
+    short = space_shortfall(stage, job)
+    if short is not None:
+        return short
     case_log = fresh_log(job.log_path) if job.log_path else None
     timeout_s = estimated_s(stage.name, stage.resources, job.case, job.upstream.get("validate"))
     outcome = worker.run(job, timeout_s, case_log)

@@ -27,6 +27,7 @@ class RunOptions:
     max_job_mb: int | None = None  # a case estimated to need more in some stage is refused at validate
     plausibility: str = "warn"  # input plausibility against the training data: warn, fail or off
     statistics: bool = False  # the statistics stage runs after the segmentation
+    trust_model_code: bool = False  # load checkpoints and a postprocessing.pkl naming foreign code (model_checks)
 
     @classmethod
     def from_config(cls, config: dict, threads: int = 1, max_job_mb: int | None = None) -> RunOptions:
@@ -34,7 +35,8 @@ class RunOptions:
                    save_probabilities=config["save_probabilities"],
                    keep_intermediates=config["keep_intermediates"], max_job_mb=max_job_mb,
                    postprocessing=config.get("postprocessing"), plausibility=config.get("plausibility", "warn"),
-                   statistics=config.get("statistics", False))
+                   statistics=config.get("statistics", False),
+                   trust_model_code=config.get("trust_model_code", False))
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ CHANNEL_FILE_PATTERN = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})(?P<ending>\
 # A channel given as a DICOM series: a folder CASE_XXXX holding the series' slice files.
 SERIES_FOLDER_PATTERN = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 CASE_COLUMN = "case"
-# What a case id may be: it names the case's folders and files, so ASCII letters, digits and a few characters
-# that mean nothing to a shell, a TSV or a path, starting with a letter, digit or underscore (never "." or
-# "..", never a hidden or option-like name), and no longer than every name made of it can take.
-CASE_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9 ._+=,@()-]*")
+# What a case id may be: it names the case's folders and files, so letters, digits (any script's) and a few
+# characters that mean nothing to a shell, a TSV or a path, starting with a letter, digit or underscore (never
+# "." or "..", never a hidden or option-like name), and no longer than every name made of it can take.
+CASE_ID_PUNCTUATION = " ._+=,@()-"
 # how many refused ids an error lists
 LISTED = 20
 
@@ -38,21 +38,27 @@ class Case:
         return [self.channels[index] for index in sorted(self.channels)]
 
 
+def _allowed(character: str) -> bool:
+    return character.isalnum() or character in CASE_ID_PUNCTUATION
+
+
 def case_id_problem(case_id: str, file_ending: str = ".nii.gz") -> str | None:
-    """Why a case id cannot be used (None if it can): characters outside CASE_ID_PATTERN, `.`/`..`, a space
-    at either end, or more characters than its longest file name (with the model's file ending) allows."""
+    """Why a case id cannot be used (None if it can): a character that is not a letter, a digit or one of
+    CASE_ID_PUNCTUATION, a first one that is not a letter, digit or underscore (`.`, `..`, `-rf`), a space at
+    either end, or more bytes than its longest file name (with the model's file ending) allows."""
     if not case_id:
         return "it is empty"
-    longest = longest_case_id(file_ending)
-    if len(case_id) > longest:
-        return f"it has {len(case_id)} characters, more than the {longest} its file names can take"
+    longest, size = longest_case_id(file_ending), len(case_id.encode("utf-8"))
+    if size > longest:
+        return f"it has {size} bytes, more than the {longest} its file names can take"
+    odd = sorted({c for c in case_id if not _allowed(c)})
+    if odd:
+        return (f"it holds the character(s) {', '.join(map(repr, odd))}; a case id holds letters, digits and "
+                f"{CASE_ID_PUNCTUATION.strip()} and spaces")
     if case_id != case_id.strip():
         return "it begins or ends with a space"
-    if not CASE_ID_PATTERN.fullmatch(case_id):
-        shown = sorted({c for c in case_id if not re.fullmatch(r"[A-Za-z0-9 ._+=,@()-]", c)})
-        what = f"the character(s) {', '.join(map(repr, shown))}" if shown else f"a first character {case_id[0]!r}"
-        return (f"it holds {what}; a case id is ASCII letters, digits, space and ._+=,@()- and starts with a "
-                "letter, digit or underscore")
+    if not (case_id[0].isalnum() or case_id[0] == "_"):
+        return f"it starts with {case_id[0]!r}; a case id starts with a letter, a digit or an underscore"
     return None
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 PLAIN_BUILTINS = {"dict", "list", "tuple", "set", "frozenset", "int", "float", "str", "bytes", "bool", "slice"}
 
 
-class _Inert:
+class Inert:
     """Stands in for any class the checkpoint names (tensors, storages, numpy scalars): takes anything."""
 
     def __new__(cls, *args, **kwargs):
@@ -31,17 +31,20 @@ class _Inert:
 
 
 def _inert(*args, **kwargs):
-    return _Inert()
+    return Inert()
 
 
-class _MetadataUnpickler(pickle.Unpickler):
+class InertUnpickler(pickle.Unpickler):
+    """Unpickles plain containers as themselves and every other class or function a pickle names as Inert:
+    reading a pickle this way runs none of its code."""
+
     def find_class(self, module, name):
         if module == "collections" and name == "OrderedDict":
             return collections.OrderedDict
         if module == "builtins" and name in PLAIN_BUILTINS:
             return getattr(builtins, name)
         if name[:1].isupper():
-            return _Inert
+            return Inert
         return _inert
 
     def persistent_load(self, pid):
@@ -54,7 +57,7 @@ def checkpoint_metadata(path) -> dict:
     try:
         with zipfile.ZipFile(Path(path)) as archive:
             name = next(n for n in archive.namelist() if n == "data.pkl" or n.endswith("/data.pkl"))
-            content = _MetadataUnpickler(io.BytesIO(archive.read(name))).load()
+            content = InertUnpickler(io.BytesIO(archive.read(name))).load()
     except (OSError, zipfile.BadZipFile, StopIteration, pickle.UnpicklingError, EOFError):
         return {}
     if not isinstance(content, dict):

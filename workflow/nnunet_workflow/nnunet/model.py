@@ -84,6 +84,38 @@ def _read_json(path: Path) -> dict:
         raise ModelError(f"{path} is not valid JSON: {error}") from None
 
 
+def _required(content: dict, path: Path, key: str, kind: type, what: str):
+    """content[key], refused with a sentence naming the file and the key when missing, empty or of another
+    kind (`what`: what nnU-Net expects there)."""
+    value = content.get(key)
+    if isinstance(value, kind) and (not isinstance(value, (dict, list, str)) or value):
+        return value
+    found = "has no" if value is None else f"has {value!r} as"
+    raise ModelError(f"{path} {found} {key!r}, which must be {what}")
+
+
+def check_dataset_json(dataset: dict, path: Path) -> None:
+    """dataset.json holds what a run reads: the channels, the labels and the file ending."""
+    channels = dataset.get("channel_names") if "channel_names" in dataset else dataset.get("modality")
+    key = "channel_names" if "channel_names" in dataset or "modality" not in dataset else "modality"
+    _required({key: channels}, path, key, dict, 'the input channels by index, e.g. {"0": "CT"}')
+    if not all(str(index).isdigit() for index in channels):
+        raise ModelError(f"{path}: {key} has keys {sorted(channels)}; they must be channel indices 0, 1, ...")
+    _required(dataset, path, "labels", dict, 'the labels by name, e.g. {"background": 0, "liver": 1}')
+    _required(dataset, path, "file_ending", str, 'the images\' file ending, e.g. ".nii.gz"')
+
+
+def check_plans_json(plans: dict, path: Path, configuration: str) -> None:
+    """plans.json holds what a run reads: the axis order and the configuration's spacing and patch size."""
+    _required(plans, path, "configurations", dict, "the trained configurations by name")
+    if configuration not in plans["configurations"]:
+        raise ModelError(f"configuration {configuration!r} is not in {path}")
+    _required(plans, path, "transpose_forward", list, "the axis order nnU-Net works in, e.g. [0, 1, 2]")
+    config = _resolve_configuration(plans, configuration)
+    for key in ("spacing", "patch_size"):
+        _required(config, path, key, list, f"the configuration {configuration!r}'s {key.replace('_', ' ')}")
+
+
 def folds_with_checkpoint(folder: Path, checkpoint: str) -> tuple[str, ...]:
     """Every fold folder (`fold_N`, `fold_all`) holding the checkpoint: numbered ones first, in order."""
     folds = [p.name[len("fold_") :] for p in folder.glob("fold_*") if (p / checkpoint).is_file()]
@@ -172,6 +204,7 @@ def load_model(folder, folds=None, checkpoint="checkpoint_final.pth", configurat
     if not folder.is_dir():
         raise ModelError(f"model folder {folder} does not exist")
     dataset = _read_json(folder / "dataset.json")
+    check_dataset_json(dataset, folder / "dataset.json")
     plans = _read_json(folder / "plans.json")
     found = folds_with_checkpoint(folder, checkpoint)
     if folds is None:
@@ -187,8 +220,7 @@ def load_model(folder, folds=None, checkpoint="checkpoint_final.pth", configurat
         )
     configuration = model_configuration(folder, folder / f"fold_{folds[0]}" / checkpoint, configuration,
                                         fallback_configuration)
-    if configuration not in plans.get("configurations", {}):
-        raise ModelError(f"configuration {configuration!r} is not in {folder / 'plans.json'}")
+    check_plans_json(plans, folder / "plans.json", configuration)
     config = _resolve_configuration(plans, configuration)
     previous = None
     if config.get("previous_stage"):

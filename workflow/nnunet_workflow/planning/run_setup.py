@@ -11,6 +11,7 @@ from functools import cached_property
 
 from ..execution.stage import Stage
 from ..nnunet.model import ModelInfo, load_members
+from ..nnunet.model_checks import check_model_files
 from ..nnunet.recommended import apply_recommended
 from ..stages.postprocess import check_postprocessing_file
 from ..store.atomic_files import read_json, write_json
@@ -67,4 +68,5 @@ def resolve_run(config: dict) -> RunSetup:
     members = load_members(config["model"], config["folds"], config["checkpoint"], config["configuration"],
                            config["previous_stage_model"])
     check_postprocessing_file(config["postprocessing"])
+    check_model_files(members, config["postprocessing"], config["trust_model_code"])
     return RunSetup(dict(config), members, provenance_key(members, config), recommended)

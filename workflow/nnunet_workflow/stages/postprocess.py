@@ -13,6 +13,7 @@ import numpy as np
 from ..execution.job import CaseJob, RunOptions
 from ..execution.stage import Stage
 from ..nnunet.model import ModelError, ModelInfo, nnunet_plans_manager
+from ..nnunet.model_checks import check_postprocessing_pickle
 from ..store.atomic_files import partial_dir, publish_written
 
 
@@ -32,6 +33,7 @@ def load_postprocessing(_model: ModelInfo, options: RunOptions):
     reads them (the functions are nnU-Net's, imported by the unpickling)."""
     import nnunetv2.postprocessing.remove_connected_components  # noqa: F401
 
+    check_postprocessing_pickle(options.postprocessing, options.trust_model_code)  # as at the run's start
     with open(options.postprocessing, "rb") as handle:
         functions, kwargs = pickle.load(handle)
     return list(functions), list(kwargs)

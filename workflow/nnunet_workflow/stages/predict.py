@@ -17,6 +17,7 @@ from ..estimates.stage_needs import StageResources
 from ..execution.job import CaseJob, RunOptions
 from ..execution.stage import Stage
 from ..nnunet.model import ModelInfo
+from ..nnunet.model_checks import check_checkpoint, fold_checkpoints
 from ..store.atomic_files import atomic_path
 from ..store.failures import error_kind, error_message
 
@@ -57,6 +58,8 @@ def load_predictor(model: ModelInfo, options: RunOptions):
         verbose=False,
         allow_tqdm=False,
     )
+    for path in fold_checkpoints(model):  # checked at the start of the run; again as nnU-Net loads them now
+        check_checkpoint(path, options.trust_model_code)
     predictor.initialize_from_trained_model_folder(str(model.folder), model.folds, model.checkpoint)
     print(f"model loaded from {model.folder} (folds {', '.join(model.folds)}) on {device}", flush=True)
     return predictor

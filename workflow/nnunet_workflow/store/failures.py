@@ -48,8 +48,8 @@ def no_space_message(folder, detail: str) -> str:
     """The sentence of a case that failed for want of space: the folder, its free space now, what failed."""
     free = free_mb(folder)
     now = f"{free:,} MB free there now" if free is not None else "its free space unknown"
-    return (f"no space left on the filesystem of {folder} ({now}): {detail}; free space there (or give another "
-            "results=) and run again")
+    return (f"not enough space on the filesystem of {folder} ({now}): {detail}; free space there (or give "
+            "another results=) and run again")
 
 
 class CaseError(Exception):

@@ -18,16 +18,17 @@ SKIPPED = "skipped"
 class Estimates:
     """Validate's estimates of a case's later stages, each by stage name (a copy's under its own: prev_predict,
     m1_export): peak host memory (MB), time limit (s), GPU memory of a predicting stage (MB, with its logits on
-    the device and in host memory: never held against host memory), and the voxels they come from (the
-    original image's, and each predicting stage's network grid's)."""
+    the device and in host memory: never held against host memory), disk space written (MB), and the voxels they
+    come from (the original image's, and each predicting stage's network grid's)."""
 
-    PER_STAGE: ClassVar[tuple[str, ...]] = ("memory_mb", "timeout_s", "gpu_mb", "voxels_resampled")
+    PER_STAGE: ClassVar[tuple[str, ...]] = ("memory_mb", "timeout_s", "gpu_mb", "voxels_resampled", "disk_mb")
 
     voxels: int = 0
     memory_mb: dict[str, int] = field(default_factory=dict)
     timeout_s: dict[str, int] = field(default_factory=dict)
     gpu_mb: dict[str, dict[str, int]] = field(default_factory=dict)
     voxels_resampled: dict[str, int] = field(default_factory=dict)
+    disk_mb: dict[str, int] = field(default_factory=dict)  # what the stage writes for the case (estimates/disk)
     separate_z: bool | None = None  # nnU-Net resamples the case along z apart (one model's estimates only)
 
     def renamed(self, name: Callable[[str], str]) -> Estimates:
