@@ -142,14 +142,17 @@ def _case_record(stage: Stage, job: CaseJob, worker: Worker, log_path) -> StageR
 def free_attempt_space(job: CaseJob) -> None:
     """Remove a case attempt's intermediates (all but its records) at once: what it failed for is space, and
     a rerun starts a new attempt, which never reads them."""
-    for path in job.layout.attempt_dir(job.id, job.attempt).rglob("*"):
-        if path.is_file() and path.suffix != ".json":
-            path.unlink(missing_ok=True)
+    try:
+        for path in job.layout.attempt_dir(job.id, job.attempt).rglob("*"):
+            if path.is_file() and path.suffix != ".json":
+                path.unlink(missing_ok=True)
+    except OSError:
+        pass  # what could not be removed is left to the next run's clean start
 
 
-def _bookkeeping_failed(stage: Stage, job: CaseJob, error: Exception, log_path) -> dict | None:
-    """A case whose bookkeeping raised (its log or record path refused, a full disk): record it as failed at
-    this stage; if even that record cannot be written, return what the manifest says for it instead."""
+def _bookkeeping_failed(stage: Stage, job: CaseJob, error: Exception, log_path) -> tuple[StageRecord, dict | None]:
+    """A case whose bookkeeping raised (its log or record path refused, a full disk): its failed record, saved
+    if it can be, and, when it cannot, what the manifest says for the case instead."""
     kind = error_kind(error)
     message = error_message(error)
     if kind == NO_SPACE:
@@ -158,12 +161,13 @@ def _bookkeeping_failed(stage: Stage, job: CaseJob, error: Exception, log_path) 
     else:
         kind, message = "error", f"the workflow could not keep this case's files: {message}"
     _note(log_path, f"{stage.name} {job.id}: failed {kind} {message}")
+    record = StageRecord(stage.name, job.id, FAILED, kind=kind, message=message, **job.stamp())
     try:
-        job.save(StageRecord(stage.name, job.id, FAILED, kind=kind, message=message, **job.stamp()))
+        job.save(record)
     except Exception as save_error:  # noqa: BLE001 - told in the manifest instead
         _note(log_path, f"{stage.name} {job.id}: its record could not be written: {error_message(save_error)}")
-        return {"kind": kind, "message": message}
-    return None
+        return record, {"kind": kind, "message": message}
+    return record, None
 
 
 def run_batch(stage: Stage, jobs: dict[str, CaseJob], log_path=None, reserved_mb=None,
@@ -186,10 +190,9 @@ def run_batch(stage: Stage, jobs: dict[str, CaseJob], log_path=None, reserved_mb
             try:
                 record = _case_record(stage, job, worker, log_path)
             except Exception as error:  # noqa: BLE001 - one case's bookkeeping never fails the batch
-                said = _bookkeeping_failed(stage, job, error, log_path)
+                record, said = _bookkeeping_failed(stage, job, error, log_path)
                 if said:
                     unrecorded[case] = said
-                continue
             if stage.after is not None:  # also for a kept record: a job killed before its `after` ran
                 try:
                     stage.after(job, record)
