@@ -124,3 +124,92 @@ def test_supports_only_what_it_reproduces():
                         {"resampling_fn_probabilities": "resample_data_or_seg_to_shape",
                          "resampling_fn_probabilities_kwargs": {**PROBABILITY_KWARGS, "order_z": 1}}):
         assert not streaming_export.supports(Configuration(**unsupported))
+
+
+def organ_logits(rng, k, shape, dtype=np.float16):
+    """Logits as a many-organ model gives them: every class far below the background except in its own small
+    blob, so most classes cannot win most slabs; a few classes tie the background exactly somewhere."""
+    logits = np.full((k, *shape), -8.0)
+    logits[0] = rng.normal(loc=4, scale=1, size=shape)
+    for index in range(1, k):
+        centre = [rng.integers(0, n) for n in shape]
+        box = tuple(slice(max(0, c - 2), c + 3) for c in centre)
+        logits[(index, *box)] = rng.normal(loc=6, scale=2, size=logits[(index, *box)].shape)
+    logits[k - 1, : shape[0] // 2] = logits[0, : shape[0] // 2]  # exact ties with the background: class 0 wins
+    return logits.astype(dtype)
+
+
+@pytest.mark.parametrize("geometry", [GEOMETRIES[i] for i in (0, 1, 3, 6, 7, 8)],
+                         ids=["joint_up", "joint_down", "separate0", "separate_out", "unchanged", "single_slice"])
+def test_classes_that_cannot_win_a_slab_are_skipped_and_nothing_changes(geometry):
+    shape, current, new = geometry
+    rng = np.random.default_rng(118)
+    logits = organ_logits(rng, 40, shape)
+    new_shape = output_shape(shape, current, new)
+    expected = nnunet_segmentation(logits, new_shape, current, new, labels(40), PROBABILITY_KWARGS)
+    for slab, threads in ((97, 1), (300, 3), (streaming_export.SLAB_VOXELS, 2)):
+        counts = {}
+        ours = streaming_export.segmentation_from_logits(logits, new_shape, current, new, labels(40),
+                                                         PROBABILITY_KWARGS, slab_voxels=slab, threads=threads,
+                                                         counts=counts)
+        assert np.array_equal(ours, expected), f"slab {slab}: {np.count_nonzero(ours != expected)} voxels differ"
+        if counts["slabs"] > 4:  # most of the 39 organ classes skipped in most slabs
+            assert counts["skipped"] > counts["slabs"] * 20, counts
+
+
+def test_regions_that_are_negative_around_a_slab_are_skipped_exactly():
+    shape, current, new = (20, 24, 22), (1.0, 1.0, 1.0), (0.7, 0.8, 0.9)
+    logits = random_logits(np.random.default_rng(5), 3, shape)
+    logits[2, 10:] = -np.abs(logits[2, 10:])  # the enhancing region is nowhere positive in the lower half
+    logits[2, 10:12] = 0  # and exactly 0 (sigmoid 0.5, not inside) on two rows
+    new_shape = output_shape(shape, current, new)
+    expected = nnunet_segmentation(logits, new_shape, current, new, regions(), PROBABILITY_KWARGS)
+    counts = {}
+    ours = streaming_export.segmentation_from_logits(logits, new_shape, current, new, regions(), PROBABILITY_KWARGS,
+                                                     slab_voxels=500, threads=2, counts=counts)
+    assert np.array_equal(ours, expected) and counts["skipped"] > 0
+
+
+def test_nan_logits_are_never_skipped_and_threads_change_nothing():
+    rng = np.random.default_rng(9)
+    shape, current, new = (14, 12, 16), (1.0, 1.0, 1.0), (0.8, 1.2, 0.7)
+    logits = organ_logits(rng, 12, shape)
+    logits[7, 3:5, 2:4, 1:3] = np.nan  # a class far below elsewhere, NaN here: it wins these voxels
+    new_shape = output_shape(shape, current, new)
+    expected = nnunet_segmentation(logits, new_shape, current, new, labels(12), PROBABILITY_KWARGS)
+    assert np.count_nonzero(expected == 7) > 0
+    for threads in (1, 2, 4):
+        ours = streaming_export.segmentation_from_logits(logits, new_shape, current, new, labels(12),
+                                                         PROBABILITY_KWARGS, slab_voxels=150, threads=threads)
+        assert np.array_equal(ours, expected)
+
+
+def test_scipys_zoom_kernel_is_used_and_map_coordinates_gives_the_same(monkeypatch):
+    assert streaming_export.ZOOM_KERNEL is not None  # the pinned scipy has the kernel zoom runs
+    shape, current, new = (20, 24, 22), (1.0, 1.0, 1.0), (0.7, 0.8, 0.9)
+    logits = random_logits(np.random.default_rng(21), 6, shape)
+    logits[3, 4:6, :3] = np.inf  # float16 overflow: interpolating it can give NaN (inf * 0), as in nnU-Net
+    logits[4, 9, 9, 9] = -np.inf
+    new_shape = output_shape(shape, current, new)
+    expected = nnunet_segmentation(logits, new_shape, current, new, labels(6), PROBABILITY_KWARGS)
+    fast = streaming_export.segmentation_from_logits(logits, new_shape, current, new, labels(6), PROBABILITY_KWARGS,
+                                                     slab_voxels=700, threads=2)
+    monkeypatch.setattr(streaming_export, "ZOOM_KERNEL", None)
+    slow = streaming_export.segmentation_from_logits(logits, new_shape, current, new, labels(6), PROBABILITY_KWARGS,
+                                                     slab_voxels=700)
+    assert np.array_equal(fast, expected) and np.array_equal(slow, expected)
+
+
+@pytest.mark.parametrize("geometry", [GEOMETRIES[3], GEOMETRIES[6]], ids=["separate0", "separate_out"])
+def test_separate_z_with_nan_and_infinite_logits_equals_nnunet(geometry):
+    shape, current, new = geometry
+    logits = random_logits(np.random.default_rng(33), 5, shape)
+    logits[1, 2, 3:6, 4:9] = np.nan
+    logits[2, 3, :4] = np.inf
+    logits[3, 1, 5, 5] = -np.inf
+    new_shape = output_shape(shape, current, new)
+    expected = nnunet_segmentation(logits, new_shape, current, new, labels(5), PROBABILITY_KWARGS)
+    for threads in (1, 2):
+        ours = streaming_export.segmentation_from_logits(logits, new_shape, current, new, labels(5),
+                                                         PROBABILITY_KWARGS, slab_voxels=400, threads=threads)
+        assert np.array_equal(ours, expected)

@@ -22,6 +22,9 @@ to nnU-Net's own function. `tests/test_streaming_export.py` proves the equality.
 from __future__ import annotations
 
 import math
+import mmap
+import threading
+from functools import partial
 
 import numpy as np
 
@@ -134,13 +137,254 @@ def resampled_channel(channel: np.ndarray, new_shape, do_separate_z: bool, axis,
         yield from _joint_slabs(channel, new_shape, order, slab_voxels)
 
 
-def segmentation_from_logits(logits, new_shape, current_spacing, new_spacing, label_manager,
-                             kwargs: dict, slab_voxels: int = SLAB_VOXELS) -> np.ndarray:
-    """The segmentation nnU-Net's export computes before un-cropping, holding one class at a time.
+def _rows(logits, index: int, start: int, stop: int) -> np.ndarray:
+    """Rows start:stop (the first spatial axis) of one channel, from an NpyChannels file or an array."""
+    if isinstance(logits, NpyChannels):
+        return logits.slab(index, start, stop)
+    return np.asarray(logits[index, start:stop])
 
-    `logits` may be an `NpyChannels`: only one channel of it is read at a time.
+
+def _channel_range(logits, index: int, rows: int) -> tuple[float, float]:
+    """A channel's (min, max) as skimage's resize clips to them (of the values that are numbers, if any is NaN),
+    read `rows` rows at a time."""
+    low, high = math.inf, -math.inf
+    for start in range(0, logits.shape[1], rows):
+        part = _rows(logits, index, start, min(start + rows, logits.shape[1]))
+        if np.issubdtype(part.dtype, np.floating) and np.isnan(part).any():
+            part = part[~np.isnan(part)]
+        if part.size:
+            low, high = min(low, float(part.min())), max(high, float(part.max()))
+    return (low, high) if low <= high else (math.nan, math.nan)
+
+
+def _label_dtype(label_manager, classes: int):
+    """The segmentation's dtype before un-cropping, as nnU-Net's argmax or region painting leaves it."""
+    return np.uint16 if label_manager.has_regions or classes > 256 else np.uint8
+
+
+class _Fold:
+    """One slab's segmentation, folded class after class as nnU-Net's argmax (first maximum, first NaN) or
+    region painting (`regions_class_order`) decides it; and whether a class can still change it."""
+
+    def __init__(self, shape, dtype, label_manager, classes: int, skipping: bool = True):
+        self.dtype, self.label_manager = dtype, label_manager
+        self.regions = label_manager.has_regions
+        self.labels = np.zeros(shape, dtype=_label_dtype(label_manager, classes))
+        self.best = None if self.regions else np.empty(shape, dtype=dtype)
+        self.lowest_best = None  # the smallest running maximum of the slab, once computed (_lowest_best)
+        self.best_has_nan = False  # a NaN is folded in: comparisons must mind NaN from then on
+        # a resampled value never exceeds the largest source value it is interpolated from by more than
+        # float64 rounding, which the cast to a float16/float32 logits dtype takes back: skipping is exact
+        self.can_skip = skipping and np.issubdtype(dtype, np.floating) and np.dtype(dtype).itemsize < 8
+
+    def cannot_change(self, index: int, source: np.ndarray) -> bool:
+        """Whether class `index`, whose source values around the slab are `source`, changes no voxel: its
+        largest value is not above the slab's smallest running maximum (argmax; class 0 always counts), or
+        not above 0, where the sigmoid is not above 0.5 (regions)."""
+        if not self.can_skip or source.size == 0 or (index == 0 and not self.regions):
+            return False
+        largest = source.max()
+        if np.isnan(largest):
+            return False
+        if self.regions:
+            return bool(largest <= 0)
+        return bool(largest <= self._lowest_best(float(largest)))
+
+    def _lowest_best(self, largest: float) -> float:
+        """The slab's smallest running maximum (of its numbers: NaN voxels never change), computed only when a
+        sample of it, whose minimum is not below it, leaves room for `largest` not to exceed it."""
+        if self.lowest_best is None:
+            sample = self.best.reshape(-1)[:: max(1, self.best.size // 4096)]
+            if sample.size and largest > float(np.fmin.reduce(sample)):  # NaN only when all are: go on
+                return -math.inf  # some voxel's running maximum is below `largest`: no skip
+            if self.best_has_nan:
+                with np.errstate(invalid="ignore"):
+                    self.lowest_best = float(np.nanmin(self.best)) if not np.isnan(self.best).all() else math.inf
+            else:
+                self.lowest_best = float(self.best.min())
+        return self.lowest_best
+
+    def add(self, index: int, block: np.ndarray, at=(...,), finite: bool = False) -> None:
+        """Fold class `index`'s resampled values `block` into the part `at` of the slab (`finite`: they were
+        interpolated from finite values only, so none is NaN)."""
+        values = block.astype(self.dtype, copy=False)
+        labels = self.labels[at]
+        if self.regions:
+            import torch
+
+            with torch.no_grad():
+                probability = self.label_manager.inference_nonlin(torch.from_numpy(values).float())
+            labels[(probability > 0.5).numpy()] = self.label_manager.regions_class_order[index]
+            return
+        best = self.best[at]
+        floating = np.issubdtype(self.dtype, np.floating)
+        if index == 0:
+            best[...] = values
+        elif floating and not (finite and not self.best_has_nan):
+            higher = values > best
+            higher |= np.isnan(values) & ~np.isnan(best)
+            best[higher] = values[higher]
+            labels[higher] = index
+        else:  # no NaN on either side: the first maximum is where a later class is strictly higher
+            higher = np.greater(values, best)
+            np.copyto(labels, labels.dtype.type(index), where=higher)
+            np.maximum(best, values, out=best)
+        if floating and not finite and not self.best_has_nan:
+            self.best_has_nan = bool(np.isnan(best).any())
+        self.lowest_best = None  # changed: computed again when a class asks
+
+
+class _ChannelRows:
+    """A float64 array of one channel's shape in anonymous memory, of which only the rows written are resident
+    (one per thread). scipy's zoom kernel reads a window of rows at their own place in it, so every coordinate
+    is computed as zoom computes it for the whole channel (exact), and the rows are given back afterwards."""
+
+    def __init__(self, shape):
+        self.row_bytes = 8 * math.prod(shape[1:])
+        self.memory = mmap.mmap(-1, max(mmap.PAGESIZE, self.row_bytes * shape[0]))
+        self.array = np.frombuffer(self.memory, dtype=np.float64, count=math.prod(shape)).reshape(shape)
+
+    def window(self, low: int, source: np.ndarray) -> np.ndarray:
+        """The channel's rows up to the window's last, the window's written at `low` (the rows before it are
+        never read: zoom's coordinates of the slab lie within the window)."""
+        high = low + len(source)
+        self.array[low:high] = source
+        return self.array[:high]
+
+    def release(self, low: int, rows: int) -> None:
+        first = (low * self.row_bytes) // mmap.PAGESIZE * mmap.PAGESIZE
+        last = -(-((low + rows) * self.row_bytes) // mmap.PAGESIZE) * mmap.PAGESIZE
+        self.memory.madvise(mmap.MADV_DONTNEED, first, min(last, len(self.memory)) - first)
+
+
+_THREAD_ROWS = threading.local()
+
+
+def _channel_rows(shape) -> _ChannelRows:
+    rows = getattr(_THREAD_ROWS, "rows", None)
+    if rows is None or rows.array.shape != tuple(shape):
+        rows = _THREAD_ROWS.rows = _ChannelRows(tuple(shape))
+    return rows
+
+
+def _zoom_kernel():
+    """scipy.ndimage's zoom kernel (what `zoom` and thus skimage's resize run), or None where this scipy has no
+    kernel of the signature used (then map_coordinates, slower, computes the same values)."""
+    try:
+        from scipy.ndimage import _nd_image, _ni_support
+
+        return partial(_zoom_rows, _nd_image.zoom_shift, _ni_support._extend_mode_to_code("nearest"))
+    except (ImportError, AttributeError):
+        return None
+
+
+def _zoom_rows(kernel, mode, channel_rows, zoom, start, output, order) -> None:
+    kernel(channel_rows, zoom, np.array([float(start)] + [0.0] * (channel_rows.ndim - 1)), output, order, mode, 0.0,
+           0, True)
+
+
+def _joint_slab(logits, fold: _Fold, ranges, new_shape, order: int, start: int, stop: int) -> int:
+    """Rows start:stop of the output on the joint path: each class resampled as zoom does (grid mode, edge
+    'nearest'; skimage's resize) from only the source rows around them, clipped to the class's range; returns how
+    many classes were skipped."""
+    from scipy import ndimage
+
+    n_in = logits.shape[1]
+    zoom = np.divide(logits.shape[1:], new_shape).astype(np.float64)
+    first_axis = _grid_coordinates(n_in, new_shape[0], start, stop)
+    low = min(max(0, math.floor(first_axis[0])), n_in - 1)
+    high = min(max(0, math.floor(first_axis[-1]) + 1), n_in - 1)
+    shape = (stop - start, *new_shape[1:])
+    kernel = ZOOM_KERNEL
+    channel_rows = _channel_rows(logits.shape[1:]) if kernel else None
+    coordinates = None
+    skipped = 0
+    for index in range(logits.shape[0]):
+        source = _rows(logits, index, low, high + 1)
+        if fold.cannot_change(index, source):
+            skipped += 1
+            continue
+        if kernel:  # zoom's own kernel, its coordinates those of the whole channel
+            block = np.empty(shape, dtype=np.float64)
+            kernel(channel_rows.window(low, source), zoom, start, block, order)
+        else:  # map_coordinates fed zoom's coordinates, shifted by a whole number of rows (exact)
+            if coordinates is None:
+                axes = [first_axis - low, *(_grid_coordinates(logits.shape[1 + a], new_shape[a], 0, new_shape[a])
+                                            for a in range(1, len(new_shape)))]
+                coordinates = np.stack([np.broadcast_to(c.reshape([-1 if a == i else 1 for a in range(len(axes))]),
+                                                        shape) for i, c in enumerate(axes)])
+            block = ndimage.map_coordinates(source.astype(float), coordinates, order=order, mode="nearest")
+        np.clip(block, *ranges[index], out=block)
+        fold.add(index, block, finite=bool(np.isfinite(source).all()))
+    if channel_rows is not None:
+        channel_rows.release(low, high + 1 - low)
+    return skipped
+
+
+ZOOM_KERNEL = _zoom_kernel()
+
+
+def _separate_slab(logits, fold: _Fold, new_shape, order: int, sources, start: int, stop: int) -> int:
+    """Output slices start:stop on nnU-Net's separate-z path along the first axis: each class's nearest source
+    slices, each resized in-plane as skimage's resize does (zoom, then clipped to the slice's range); returns how
+    many classes were skipped."""
+    taken = sources[start:stop]
+    distinct = np.unique(taken)
+    low, high = int(distinct[0]), int(distinct[-1])
+    where = np.searchsorted(distinct, taken)
+    skipped = 0
+    for index in range(logits.shape[0]):
+        source = _rows(logits, index, low, high + 1)
+        if fold.cannot_change(index, source):
+            skipped += 1
+            continue
+        planes = source[distinct - low].astype(float)
+        finite = bool(np.isfinite(planes).all())
+        resized = _resize_planes(planes, new_shape[1:], order, finite)
+        fold.add(index, resized[where], finite=finite)
+    return skipped
+
+
+def _resize_planes(planes: np.ndarray, plane_shape, order: int, finite: bool) -> np.ndarray:
+    """skimage's resize(plane, plane_shape, order, mode='edge', anti_aliasing=False) of each plane: zoom's
+    kernel, then clipped to the plane's range (finite planes; others through skimage itself)."""
+    out = np.empty((len(planes), *plane_shape), dtype=np.float64)
+    if finite and ZOOM_KERNEL is not None:
+        zoom = np.divide(planes.shape[1:], plane_shape).astype(np.float64)
+        for plane, resized in zip(planes, out):
+            ZOOM_KERNEL(plane, zoom, 0, resized, order)
+            np.clip(resized, plane.min(), plane.max(), out=resized)
+        return out
+    from skimage.transform import resize
+
+    for plane, resized in zip(planes, out):
+        resized[...] = resize(plane, plane_shape, order, mode="edge", anti_aliasing=False)
+    return out
+
+
+def _class_by_class(logits, new_shape, axis: int, order: int, fold: _Fold, slab_voxels: int) -> None:
+    """The separate-z path along an axis other than the first: each class whole, folded plane by plane."""
+    for index in range(logits.shape[0]):
+        channel = np.asarray(logits[index])
+        for slicer, part in resampled_channel(channel, new_shape, True, axis, order, slab_voxels):
+            fold.add(index, part, slicer)
+        del channel
+
+
+def segmentation_from_logits(logits, new_shape, current_spacing, new_spacing, label_manager,
+                             kwargs: dict, slab_voxels: int = SLAB_VOXELS, threads: int = 1,
+                             counts: dict | None = None) -> np.ndarray:
+    """The segmentation nnU-Net's export computes before un-cropping, slab by slab of the output's first axis,
+    `threads` slabs at once. In each slab the classes are folded in order, each resampled only from the source
+    rows around the slab, and a class that cannot change the slab (its largest source value there is not above
+    the slab's smallest running maximum) is skipped: with linear or nearest interpolation no resampled value
+    exceeds its sources, so the result is unchanged. `counts`, if given, gets "slabs" and "skipped" (classes
+    skipped, summed over slabs).
+
+    `logits` may be an `NpyChannels`: only rows around one slab of one class are read at a time per thread.
     """
-    import torch
+    from concurrent.futures import ThreadPoolExecutor
+
     from nnunetv2.preprocessing.resampling.default_resampling import determine_do_sep_z_and_axis
 
     extra = {}
@@ -151,37 +395,63 @@ def segmentation_from_logits(logits, new_shape, current_spacing, new_spacing, la
     order = kwargs.get("order", 3)
     new_shape = [int(n) for n in new_shape]
     dtype = logits.dtype
-    if label_manager.has_regions:
-        segmentation = np.zeros(new_shape, dtype=np.uint16)
+    unchanged = list(logits.shape[1:]) == new_shape
+    classes = logits.shape[0]
+    if do_separate_z and axis != 0 and not unchanged:
+        fold = _Fold(new_shape, dtype, label_manager, classes, skipping=False)
+        _class_by_class(logits, new_shape, axis, order, fold, slab_voxels)
+        if counts is not None:
+            counts.update(slabs=1, skipped=0, classes=classes)
+        return fold.labels
+    rows = max(1, slab_voxels // max(1, math.prod(new_shape[1:])))
+    slabs = [(start, min(start + rows, new_shape[0])) for start in range(0, new_shape[0], rows)]
+    segmentation = None
+    if unchanged:
+        ranges = [(-math.inf, math.inf)] * logits.shape[0]  # no resampling: the values as they are
+    elif not do_separate_z:
+        source_rows = max(1, slab_voxels // max(1, math.prod(logits.shape[2:])))
+        ranges = [_channel_range(logits, index, source_rows) for index in range(logits.shape[0])]
+    sources = _nearest_indices(logits.shape[1], new_shape[0]) if do_separate_z and not unchanged else None
+
+    def one_slab(slab):
+        start, stop = slab
+        fold = _Fold((stop - start, *new_shape[1:]), dtype, label_manager, classes)
+        if unchanged:
+            skipped = _unchanged_slab(logits, fold, start, stop)
+        elif do_separate_z:
+            skipped = _separate_slab(logits, fold, new_shape, order, sources, start, stop)
+        else:
+            skipped = _joint_slab(logits, fold, ranges, new_shape, order, start, stop)
+        segmentation[start:stop] = fold.labels
+        return skipped
+
+    segmentation = np.zeros(new_shape, dtype=_label_dtype(label_manager, classes))
+    if threads > 1 and len(slabs) > 1:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            skipped = sum(pool.map(one_slab, slabs))
     else:
-        label_dtype = np.uint8 if logits.shape[0] <= 256 else np.uint16
-        segmentation = np.zeros(new_shape, dtype=label_dtype)
-        best = np.empty(new_shape, dtype=dtype)
-    for index in range(logits.shape[0]):
-        channel = np.asarray(logits[index])
-        for slicer, block in resampled_channel(channel, new_shape, do_separate_z, axis, order, slab_voxels):
-            values = block.astype(dtype, copy=False)
-            if label_manager.has_regions:
-                with torch.no_grad():
-                    probability = label_manager.inference_nonlin(torch.from_numpy(values).float())
-                inside = (probability > 0.5).numpy()
-                segmentation[slicer][inside] = label_manager.regions_class_order[index]
-            elif index == 0:
-                best[slicer] = values
-            else:
-                current = best[slicer]
-                higher = values > current
-                if np.issubdtype(dtype, np.floating):
-                    higher |= np.isnan(values) & ~np.isnan(current)
-                current[higher] = values[higher]
-                segmentation[slicer][higher] = index
-        del channel
+        skipped = sum(map(one_slab, slabs))
+    if counts is not None:
+        counts.update(slabs=len(slabs), skipped=skipped, classes=classes)
     return segmentation
 
 
+def _unchanged_slab(logits, fold: _Fold, start: int, stop: int) -> int:
+    """Rows start:stop where the output has the network grid's shape: the logits as they are."""
+    skipped = 0
+    for index in range(logits.shape[0]):
+        source = _rows(logits, index, start, stop)
+        if fold.cannot_change(index, source):
+            skipped += 1
+            continue
+        fold.add(index, source)
+    return skipped
+
+
 def export_streaming(logits, properties: dict, configuration_manager, plans_manager, dataset_json: dict,
-                     output_file: str, slab_voxels: int = SLAB_VOXELS) -> None:
-    """Write the segmentation file exactly as export_prediction_from_logits(save_probabilities=False) does."""
+                     output_file: str, slab_voxels: int = SLAB_VOXELS, threads: int = 1) -> None:
+    """Write the segmentation file exactly as export_prediction_from_logits(save_probabilities=False) does,
+    resampling `threads` slabs at once."""
     from acvl_utils.cropping_and_padding.bounding_boxes import insert_crop_into_image
 
     label_manager = plans_manager.get_label_manager(dataset_json)
@@ -191,7 +461,7 @@ def export_streaming(logits, properties: dict, configuration_manager, plans_mana
         else [spacing_transposed[0], *configuration_manager.spacing]
     segmentation = segmentation_from_logits(
         logits, cropped_shape, current_spacing, spacing_transposed, label_manager,
-        resampling_kwargs(configuration_manager.configuration), slab_voxels,
+        resampling_kwargs(configuration_manager.configuration), slab_voxels, threads,
     )
     label_dtype = np.uint8 if len(label_manager.foreground_labels) < 255 else np.uint16
     reverted = np.zeros(properties["shape_before_cropping"], dtype=label_dtype)
