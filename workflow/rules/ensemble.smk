@@ -39,6 +39,8 @@ use rule export as member_export with:
         manifest=str(LAYOUT.manifest("{batch}", stage_names.member_pattern("export"))),
     log:
         str(LAYOUT.log(stage_names.member_pattern("export"), "{batch}")),
+    # a member's export keeps its probabilities: nnU-Net's own export, on one thread
+    threads: 1
     resources:
         mem_mb=POLICY.mem_mb(stage_names.member_pattern("export")),
         runtime=POLICY.runtime(stage_names.member_pattern("export")),
@@ -102,6 +104,9 @@ use rule prev_export as member_prev_export with:
         ),
     log:
         str(LAYOUT.log(stage_names.member_pattern("prev_export"), "{batch}")),
+    threads: POLICY.export_threads(
+        stage_names.member_pattern("prev_export"), config["export_threads"]
+    )
     resources:
         mem_mb=POLICY.mem_mb(stage_names.member_pattern("prev_export")),
         runtime=POLICY.runtime(stage_names.member_pattern("prev_export")),

@@ -78,18 +78,23 @@ def predict_bytes(c, k, s1, folds) -> int:
     return (5 * k + 4 * c + 4) * s1 + (LOGITS_BYTES * k * s1 if folds > 1 else 0)
 
 
-def export_bytes(k, s1, s0, separate_work, streaming, save_probabilities, plane=0) -> int:
+def export_threads(s0: int, wanted: int) -> int:
+    """The threads the streaming export of a case with `s0` output voxels uses: one per slab, at most `wanted`."""
+    return max(1, min(wanted, math.ceil(s0 / SLAB_VOXELS)))
+
+
+def export_bytes(k, s1, s0, separate_work, streaming, save_probabilities, plane=0, threads=1) -> int:
     """Bytes beyond the base that export holds at its peak (S0 stands in for the cropped volume).
 
     Streaming (streaming_export), the larger of: one class of the logits and its float64 copy on the
-    network grid, the running maximum and argmax, one slab's (or, on the separate-z path, one plane's)
-    work arrays; and writing: the un-cropped segmentation and the writer's copies.
+    network grid, the running maximum and argmax, the work arrays of one slab (at least a plane on the
+    separate-z path) per thread; and writing: the un-cropped segmentation and the writer's copies.
     nnU-Net's export, the larger of: resampling (every class in float64 on the network grid, every
     class resampled in float16, one class's resampling work arrays: `separate_work` bytes per output
     voxel) and the argmax (int64) or the probabilities (float32 of every class, un-cropped copy).
     """
     if streaming:
-        work = SLAB_WORK_BYTES * (plane if plane else min(SLAB_VOXELS, s0))
+        work = SLAB_WORK_BYTES * max(plane, min(SLAB_VOXELS, s0)) * export_threads(s0, threads)
         channels = (LOGITS_BYTES + 8) * s1 + (LOGITS_BYTES + 1) * s0 + work
         return max(channels, 3 * s0)
     resampling = (8 + LOGITS_BYTES) * k * s1 + LOGITS_BYTES * k * s0 + separate_work * s0
@@ -102,12 +107,14 @@ def _mb(base_mb: int, nbytes: float) -> int:
     return base_mb + math.ceil(MARGIN * nbytes / MB)
 
 
-def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_probabilities=False) -> Estimates:
+def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_probabilities=False,
+                    threads: int = 1) -> Estimates:
     """Peak RSS (MB) of preprocess, predict and export of one case, and the voxel counts they come from; and
     predict's GPU memory (not host memory, see gpu_memory) where the model's network is one gpu_memory counts.
 
     `shape` and `spacing` are in nnU-Net's axis order after `transpose_forward`. A cascade stage's network
-    takes the previous stage's foreground labels as extra (one-hot) input channels.
+    takes the previous stage's foreground labels as extra (one-hot) input channels. `threads`: the export's
+    (`export_threads`), each resampling its own slab.
     """
     target = list(model.target_spacing)
     if len(target) < len(shape):  # 2d configuration: the first axis keeps its spacing
@@ -129,7 +136,7 @@ def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_proba
     preprocess = max((bytes_per_voxel + 4) * c * s0, preprocess_bytes(c, s0, s1, separate))
     if labels:
         preprocess += cascade_preprocess_bytes(c, labels, s0, s1)
-    export = export_bytes(k, s1, s0, separate_work, streaming, save_probabilities, plane)
+    export = export_bytes(k, s1, s0, separate_work, streaming, save_probabilities, plane, threads)
     memory_mb = {"preprocess": _mb(NNUNET_BASE_MB, preprocess),
                  "predict": _mb(PREDICT_BASE_MB, predict_bytes(c + labels, k, s1, folds)),
                  "export": _mb(NNUNET_BASE_MB, export)}

@@ -27,6 +27,7 @@ class RunOptions:
     max_job_mb: int | None = None  # a case estimated to need more in some stage is refused at validate
     plausibility: str = "warn"  # input plausibility against the training data: warn, fail or off
     statistics: bool = False  # the statistics stage runs after the segmentation
+    export_threads: int = 1  # slabs the streaming export resamples at once (a job's own `threads` may be fewer)
     trust_model_code: bool = False  # load checkpoints and a postprocessing.pkl naming foreign code (model_checks)
 
     @classmethod
@@ -36,7 +37,8 @@ class RunOptions:
                    keep_intermediates=config["keep_intermediates"], max_job_mb=max_job_mb,
                    postprocessing=config.get("postprocessing"), plausibility=config.get("plausibility", "warn"),
                    statistics=config.get("statistics", False),
-                   trust_model_code=config.get("trust_model_code", False))
+                   trust_model_code=config.get("trust_model_code", False),
+                   export_threads=config.get("export_threads", 1))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 
 from ..estimates.available_memory import available_memory_mb
+from ..estimates.host_memory import export_threads
 from ..estimates.stage_needs import estimated_mb, estimated_s
 from ..execution.gpu_slots import visible_gpu_ids
 from ..inputs.cases import Case
@@ -68,6 +69,18 @@ class ResourcePolicy:
                        for case in self.plan.batches[wildcards.batch])
 
         return largest
+
+    def export_threads(self, stage: str, wanted: int):
+        """A `threads` function for an export rule: the streaming export's threads for the batch's largest case
+        (one per slab of its output, at most `wanted`: estimates/host_memory.export_threads)."""
+
+        def count(wildcards, input) -> int:
+            stage_name = stage_names.with_member(stage, wildcards)
+            validated = self._validated(stage_name, input)
+            return max((export_threads(record.estimates.voxels, wanted) if record is not None else 1)
+                       for record in (validated.get(case) for case in self.plan.batches[wildcards.batch]))
+
+        return count
 
     def runtime(self, stage: str):
         """A `runtime` (minutes) function for a stage's rule: the worker's start plus the cases' timeouts."""

@@ -39,7 +39,7 @@ def export_case(_state, job: CaseJob) -> dict:
         truncated = os.path.join(temp_dir, "case")
         if streaming:
             export_streaming(logits, properties, configuration_manager, plans_manager, dataset_json,
-                             truncated + model.file_ending)
+                             truncated + model.file_ending, threads=job.options.threads)
         else:
             export_prediction_from_logits(
                 logits, properties, configuration_manager, plans_manager, dataset_json, truncated, save_probabilities
