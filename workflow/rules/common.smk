@@ -82,7 +82,7 @@ else:
     CASES = PLAN.pending_cases()
 # the run's stages by name, in the order a case goes through them
 STAGES = SETUP.stages
-POLICY = ResourcePolicy(PLAN, CASES, RUNS_LOCALLY)
+POLICY = ResourcePolicy(PLAN, CASES, RUNS_LOCALLY, config["export_threads"])
 SEGMENTED = set(PLAN.segmented)
 # the summary rule's outputs: the summary, and the run's statistics table when statistics are on
 SUMMARY_FILES = {

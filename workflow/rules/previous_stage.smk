@@ -49,7 +49,7 @@ rule prev_export:
         str(LAYOUT.log("prev_export", "{batch}")),
     conda:
         "../../envs/nnunet.yaml"
-    threads: POLICY.export_threads("prev_export", config["export_threads"])
+    threads: POLICY.export_threads("prev_export")
     resources:
         mem_mb=POLICY.mem_mb("prev_export"),
         runtime=POLICY.runtime("prev_export"),

@@ -41,8 +41,8 @@ def runtime_minutes(seconds: float) -> int:
 class ResourcePolicy:
     """The reservations of one run's jobs, from its plan and cases."""
 
-    def __init__(self, plan: RunPlan, cases: dict[str, Case], runs_locally: bool):
-        self.plan, self.cases = plan, cases
+    def __init__(self, plan: RunPlan, cases: dict[str, Case], runs_locally: bool, export_threads: int = 1):
+        self.plan, self.cases, self.wanted_export_threads = plan, cases, export_threads
         self.overhead_mb = LOCAL_JOB_OVERHEAD_MB if runs_locally else CLUSTER_JOB_OVERHEAD_MB
 
     def reserved_mb(self, stage: str, case: str, estimated: int) -> int:
@@ -70,9 +70,10 @@ class ResourcePolicy:
 
         return largest
 
-    def export_threads(self, stage: str, wanted: int):
+    def export_threads(self, stage: str):
         """A `threads` function for an export rule: the streaming export's threads for the batch's largest case
-        (one per slab of its output, at most `wanted`: estimates/host_memory.export_threads)."""
+        (one per slab of its output, at most the run's `export_threads`: estimates/host_memory.export_threads)."""
+        wanted = self.wanted_export_threads
 
         def count(wildcards, input) -> int:
             stage_name = stage_names.with_member(stage, wildcards)
