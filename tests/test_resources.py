@@ -142,3 +142,30 @@ def test_local_budgets_are_set_only_where_none_was_given(capsys):
     assert f"mem_mb budget: {budget} MB" in capsys.readouterr().err
     cluster = {}
     assert resources.apply_local_budgets(cluster, runs_locally=False) is None and cluster == {}
+
+
+def test_an_export_job_asks_for_one_thread_per_slab_of_its_largest_case_at_most_export_threads(tmp_path):
+    import pytest
+
+    policy, wildcards, input = policy_with_validated(tmp_path)
+    assert policy.export_threads("export")(wildcards, input) == 1  # no voxels estimated: one slab
+    validate = BatchManifest.load(input.validate)
+    big = StageRecord.load(validate.cases["big"])
+    StageRecord.from_json({**big.to_json(), "estimates": {"voxels": 5 * memory.SLAB_VOXELS}}).save(
+        validate.cases["big"])
+    for wanted, threads in ((1, 1), (2, 2), (4, 4), (8, 5)):
+        policy.wanted_export_threads = wanted
+        assert policy.export_threads("export")(wildcards, input) == threads
+    missing = SimpleNamespace(validate=str(tmp_path / "not_yet.json"))
+    with pytest.raises(FileNotFoundError):  # Snakemake asks again once validate has run
+        policy.export_threads("export")(wildcards, missing)
+    policy.dry_run = True
+    assert policy.export_threads("export")(wildcards, missing) == 8  # a dry run shows the most
+
+
+def test_a_dry_run_is_told_from_the_command_line():
+    from nnunet_workflow.planning.run_location import is_dry_run
+
+    assert is_dry_run(["snakemake", "-n"]) and is_dry_run(["snakemake", "-np", "--cores", "2"])
+    assert is_dry_run(["snakemake", "--dry-run"]) and is_dry_run(["snakemake", "--dryrun"])
+    assert not is_dry_run(["snakemake", "--cores", "2", "-p", "--config", "input=in"])

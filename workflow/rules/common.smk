@@ -17,7 +17,7 @@ from nnunet_workflow.planning.resources import (
     apply_local_budgets,
     predict_gpus,
 )
-from nnunet_workflow.planning.run_location import runs_locally
+from nnunet_workflow.planning.run_location import is_dry_run, runs_locally
 from nnunet_workflow.planning.run_setup import RunSetup, resolve_run
 from nnunet_workflow.planning.settings import coerce_config
 from nnunet_workflow.results.summary import print_brief
@@ -82,7 +82,9 @@ else:
     CASES = PLAN.pending_cases()
 # the run's stages by name, in the order a case goes through them
 STAGES = SETUP.stages
-POLICY = ResourcePolicy(PLAN, CASES, RUNS_LOCALLY, config["export_threads"])
+POLICY = ResourcePolicy(
+    PLAN, CASES, RUNS_LOCALLY, config["export_threads"], is_dry_run(sys.argv)
+)
 SEGMENTED = set(PLAN.segmented)
 # the summary rule's outputs: the summary, and the run's statistics table when statistics are on
 SUMMARY_FILES = {

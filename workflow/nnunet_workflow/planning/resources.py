@@ -41,8 +41,9 @@ def runtime_minutes(seconds: float) -> int:
 class ResourcePolicy:
     """The reservations of one run's jobs, from its plan and cases."""
 
-    def __init__(self, plan: RunPlan, cases: dict[str, Case], runs_locally: bool, export_threads: int = 1):
-        self.plan, self.cases, self.wanted_export_threads = plan, cases, export_threads
+    def __init__(self, plan: RunPlan, cases: dict[str, Case], runs_locally: bool, export_threads: int = 1,
+                 dry_run: bool = False):
+        self.plan, self.cases, self.wanted_export_threads, self.dry_run = plan, cases, export_threads, dry_run
         self.overhead_mb = LOCAL_JOB_OVERHEAD_MB if runs_locally else CLUSTER_JOB_OVERHEAD_MB
 
     def reserved_mb(self, stage: str, case: str, estimated: int) -> int:
@@ -77,7 +78,13 @@ class ResourcePolicy:
 
         def count(wildcards, input) -> int:
             stage_name = stage_names.with_member(stage, wildcards)
-            validated = self._validated(stage_name, input)
+            try:
+                validated = self._validated(stage_name, input)
+            except FileNotFoundError:
+                # not validated yet: Snakemake asks again once it is, except in a dry run, which shows the most
+                if self.dry_run:
+                    return wanted
+                raise
             return max((export_threads(record.estimates.voxels, wanted) if record is not None else 1)
                        for record in (validated.get(case) for case in self.plan.batches[wildcards.batch]))
 

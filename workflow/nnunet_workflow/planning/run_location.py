@@ -53,6 +53,12 @@ def requested_executor(argv: list[str], environ=None, cwd=None) -> str | None:
     return _profile_executor(profile, Path(cwd or os.getcwd())) if profile else None
 
 
+def is_dry_run(argv: list[str]) -> bool:
+    """Whether this Snakemake invocation only shows what it would do (`-n`, `--dry-run`, `--dryrun`)."""
+    return any(arg in ("--dry-run", "--dryrun") or (arg[:1] == "-" and arg[1:2] != "-" and arg[1:].isalpha()
+                                                     and "n" in arg[1:]) for arg in argv)
+
+
 def runs_locally(argv: list[str], environ=None, cwd=None) -> bool:
     """Whether the jobs of this run execute on this machine (and share its memory and GPUs)."""
     return requested_executor(argv, environ, cwd) in LOCAL_EXECUTORS
