@@ -8,7 +8,8 @@ wins somewhere (`--organs`: as a many-organ model gives them, each class far bel
 in its own organ-sized blob). Targets: time <= 0.5x nnU-Net's on the joint path and <= 0.15x on the
 separate-z path with 10 classes, <= 0.15x with 118 classes, peak <= 0.25x.
 
-    python benchmarks/export_memory.py [--classes 10] [--joint] [--organs] [--threads 1,2] [--scratch DIR]
+    python benchmarks/export_memory.py [--classes 10] [--joint] [--organs] [--threads 1,2] [--shape Z Y X]
+        [--scratch DIR]
 """
 
 import argparse
@@ -91,6 +92,9 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--joint", action="store_true", help=f"source spacing {JOINT_SPACING} (no separate z)")
     parser.add_argument("--organs", action="store_true", help="logits as a many-organ model gives them")
+    parser.add_argument("--shape", type=int, nargs=3, default=SHAPE, metavar=("Z", "Y", "X"),
+                        help=f"the case's voxels (default {' '.join(map(str, SHAPE))}; smaller for many classes, "
+                             "whose nnU-Net export needs ~600 bytes per voxel for 118)")
     parser.add_argument("--threads", default="1,2", help="thread counts of the streaming export, e.g. 1,2,4")
     parser.add_argument("--scratch", type=Path, default=bench.REPO / ".benchmarks" / "export")
     parser.add_argument("--run", nargs=4, metavar=("METHOD", "MODEL", "LOGITS", "PROPERTIES_AND_OUTPUT"),
@@ -105,10 +109,11 @@ def main() -> None:
     import SimpleITK as sitk
 
     scratch = args.scratch.resolve()
-    shape, spacing = SHAPE, (JOINT_SPACING if args.joint else SPACING)
+    shape, spacing = tuple(args.shape), (JOINT_SPACING if args.joint else SPACING)
     demo = prepare_demo(bench.REPO / ".demo")
     model = build_random_model(demo["model"], scratch / f"model_{args.classes}", args.classes, TARGET_SPACING)
-    case = scratch / f"case_{args.classes}{'_joint' if args.joint else ''}{'_organs' if args.organs else ''}"
+    case = scratch / (f"case_{args.classes}{'_joint' if args.joint else ''}{'_organs' if args.organs else ''}"
+                      + ("" if shape == SHAPE else "_" + "x".join(map(str, shape))))
     logits, properties = write_inputs(case, args.classes, shape, spacing, args.organs)
     grid = list(np.load(logits, mmap_mode="r").shape)
     rows = []
