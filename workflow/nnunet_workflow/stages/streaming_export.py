@@ -190,6 +190,33 @@ class _Fold:
             return bool(largest <= 0)
         return bool(largest <= self._lowest_best(float(largest)))
 
+    def reach(self, index: int, source: np.ndarray, finite: bool):
+        """Where class `index` can change the slab, as the bounding box of its source values (window rows, then
+        the other axes' source indices) above the slab's smallest running maximum (regions: above 0), each
+        axis a (first, last) pair; `[None]` when nowhere; None when it must be folded whole (the first class,
+        non-finite sources, logits that allow no skipping)."""
+        if not (self.can_skip and finite and source.size) or (index == 0 and not self.regions):
+            return None
+        threshold = 0.0 if self.regions else self._exact_lowest()
+        above = source > threshold
+        box = []
+        for axis in range(source.ndim):
+            hit = np.nonzero(above.any(axis=tuple(a for a in range(source.ndim) if a != axis)))[0]
+            if not hit.size:
+                return [None]
+            box.append((int(hit[0]), int(hit[-1])))
+        return box
+
+    def _exact_lowest(self) -> float:
+        """The slab's smallest running maximum (of its numbers), computed once per change."""
+        if self.lowest_best is None:
+            if self.best_has_nan:
+                with np.errstate(invalid="ignore"):
+                    self.lowest_best = float(np.nanmin(self.best)) if not np.isnan(self.best).all() else math.inf
+            else:
+                self.lowest_best = float(self.best.min())
+        return self.lowest_best
+
     def _lowest_best(self, largest: float) -> float:
         """The slab's smallest running maximum (of its numbers: NaN voxels never change), computed only when a
         sample of it, whose minimum is not below it, leaves room for `largest` not to exceed it."""
@@ -197,12 +224,7 @@ class _Fold:
             sample = self.best.reshape(-1)[:: max(1, self.best.size // 4096)]
             if sample.size and largest > float(np.fmin.reduce(sample)):  # NaN only when all are: go on
                 return -math.inf  # some voxel's running maximum is below `largest`: no skip
-            if self.best_has_nan:
-                with np.errstate(invalid="ignore"):
-                    self.lowest_best = float(np.nanmin(self.best)) if not np.isnan(self.best).all() else math.inf
-            else:
-                self.lowest_best = float(self.best.min())
-        return self.lowest_best
+        return self._exact_lowest()
 
     def add(self, index: int, block: np.ndarray, at=(...,), finite: bool = False) -> None:
         """Fold class `index`'s resampled values `block` into the part `at` of the slab (`finite`: they were
@@ -279,8 +301,23 @@ def _zoom_kernel():
 
 
 def _zoom_rows(kernel, mode, channel_rows, zoom, start, output, order) -> None:
-    kernel(channel_rows, zoom, np.array([float(start)] + [0.0] * (channel_rows.ndim - 1)), output, order, mode, 0.0,
-           0, True)
+    """Zoom's kernel on `channel_rows`, the output's first index along each axis `start` (one per axis, or an
+    int for the first axis): coordinates (index + start + 0.5) * zoom - 0.5, as zoom computes them."""
+    shift = np.zeros(channel_rows.ndim, dtype=np.float64)
+    starts = np.atleast_1d(start)
+    shift[: len(starts)] = starts
+    kernel(channel_rows, zoom, shift, output, order, mode, 0.0, 0, True)
+
+
+def _reach(n_in: int, n_out: int, order: int, start: int, stop: int, first: int, last: int) -> tuple[int, int]:
+    """The output indices start..stop-1 of an axis (as a range [a, b)) whose interpolation reads a source index
+    in first..last (zoom's: floor(c) and the next for order 1, round for order 0, clamped at the edges)."""
+    coordinates = _grid_coordinates(n_in, n_out, start, stop)
+    lowest = np.floor(coordinates) if order & 1 else np.floor(coordinates + 0.5)
+    reads_low = np.clip(lowest, 0, n_in - 1)
+    reads_high = np.clip(lowest + order, 0, n_in - 1)
+    hit = np.nonzero((reads_high >= first) & (reads_low <= last))[0]
+    return (start + int(hit[0]), start + int(hit[-1]) + 1) if hit.size else (start, start)
 
 
 def _joint_slab(logits, fold: _Fold, ranges, new_shape, order: int, start: int, stop: int) -> int:
@@ -304,6 +341,24 @@ def _joint_slab(logits, fold: _Fold, ranges, new_shape, order: int, start: int, 
         if fold.cannot_change(index, source):
             skipped += 1
             continue
+        finite = bool(np.isfinite(source).all())
+        box = fold.reach(index, source, finite) if kernel else None
+        if box is not None:  # only where the class's sources could win: elsewhere it changes nothing
+            if box[0] is None:
+                skipped += 1
+                continue
+            first, last = box[0]
+            spans = [_reach(n_in, new_shape[0], order, start, stop, low + first, low + last)]
+            for axis in range(1, len(new_shape)):
+                first, last = box[axis]
+                spans.append(_reach(logits.shape[1 + axis], new_shape[axis], order, 0, new_shape[axis], first, last))
+            block = np.empty([b - a for a, b in spans], dtype=np.float64)
+            if block.size:
+                at = (slice(spans[0][0] - start, spans[0][1] - start), *(slice(a, b) for a, b in spans[1:]))
+                kernel(channel_rows.window(low, source), zoom, [a for a, _ in spans], block, order)
+                np.clip(block, *ranges[index], out=block)
+                fold.add(index, block, at, finite=True)
+            continue
         if kernel:  # zoom's own kernel, its coordinates those of the whole channel
             block = np.empty(shape, dtype=np.float64)
             kernel(channel_rows.window(low, source), zoom, start, block, order)
@@ -315,7 +370,7 @@ def _joint_slab(logits, fold: _Fold, ranges, new_shape, order: int, start: int, 
                                                         shape) for i, c in enumerate(axes)])
             block = ndimage.map_coordinates(source.astype(float), coordinates, order=order, mode="nearest")
         np.clip(block, *ranges[index], out=block)
-        fold.add(index, block, finite=bool(np.isfinite(source).all()))
+        fold.add(index, block, finite=finite)
     if channel_rows is not None:
         channel_rows.release(low, high + 1 - low)
     return skipped
