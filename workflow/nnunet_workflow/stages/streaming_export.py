@@ -1,18 +1,22 @@
-"""Memory-bounded export: logits to a segmentation one class at a time, the output resampled in slabs.
+"""Memory-bounded, parallel export: logits to a segmentation slab by slab of the output, slabs on threads.
 
 nnU-Net's export resamples all K channels of the logits to the original geometry at once (float64
 work arrays of ~60 bytes per output voxel for each channel, K resampled channels kept), then takes
-the argmax. Here each channel is resampled slab by slab and folded into a running argmax (or, for
-region models, the region mask in `regions_class_order`), so memory no longer grows with K or with
-the size of the output beyond a few bytes per voxel.
+the argmax. Here the output is cut into slabs along its first axis; in each slab the classes are folded
+in order into a running argmax (or, for region models, the region mask in `regions_class_order`), each
+resampled from only the source rows around the slab, so memory no longer grows with K or with the size
+of the output beyond a few bytes per voxel and a slab's work arrays per thread.
 
 It is bit-identical to `export_prediction_from_logits` with `resample_data_or_seg_to_shape`:
-- the joint path (no separate z) evaluates the same `scipy.ndimage` spline code that skimage's
-  `resize` calls (`zoom` with `grid_mode=True`), through `map_coordinates` fed the very coordinates
-  `zoom` computes, one slab of output rows at a time, then clips to the channel's range as skimage does;
-- the separate-z path calls skimage's `resize` on each source slice exactly as nnU-Net does, and
-  picks slices along z with the nearest-neighbour index `map_coordinates(order=0, mode='nearest')`
-  computes;
+- the joint path (no separate z) runs scipy's zoom kernel, the code skimage's `resize` runs (`zoom`
+  with `grid_mode=True`), on the slab's rows placed where they lie in the whole channel, so every
+  coordinate is computed as for the whole channel (`map_coordinates` fed zoom's coordinates where the
+  kernel is missing), then clips to the channel's range as skimage does;
+- the separate-z path resizes each source slice in-plane as skimage's `resize` does, and picks slices
+  along z with the nearest-neighbour index `map_coordinates(order=0, mode='nearest')` computes;
+- a class that cannot change a slab (its largest source value there not above the slab's smallest
+  running maximum; a region's not above 0) is skipped, and one that can change only part of it is
+  resampled over that part: linear and nearest interpolation never exceed their sources;
 - values are cast to the logits' dtype before the argmax, which keeps the first maximum (and the
   first NaN), as numpy's argmax does.
 Other resampling functions or orders are not reproduced: `supports` says so and export falls back
@@ -85,27 +89,6 @@ def _nearest_indices(n_in: int, n_out: int) -> np.ndarray:
     return np.floor(np.clip(coordinates, 0, n_in - 1) + 0.5).astype(np.intp)
 
 
-def _joint_slabs(channel: np.ndarray, new_shape, order: int, slab_voxels: int):
-    """skimage resize(channel, new_shape, order, mode='edge', anti_aliasing=False), slab by slab of axis 0."""
-    from scipy import ndimage
-
-    low, high = channel.min(), channel.max()
-    if np.isnan(low):  # skimage then clips to the range of the values that are numbers
-        low, high = np.nanmin(channel), np.nanmax(channel)
-    rest = [_grid_coordinates(channel.shape[a], new_shape[a], 0, new_shape[a]) for a in range(1, channel.ndim)]
-    rows = max(1, slab_voxels // max(1, math.prod(new_shape[1:])))
-    for start in range(0, new_shape[0], rows):
-        stop = min(start + rows, new_shape[0])
-        axes = [_grid_coordinates(channel.shape[0], new_shape[0], start, stop), *rest]
-        shape = (stop - start, *new_shape[1:])
-        grids = [np.broadcast_to(c.reshape([-1 if a == i else 1 for a in range(len(axes))]), shape)
-                 for i, c in enumerate(axes)]
-        block = ndimage.map_coordinates(channel, np.stack(grids), order=order, mode="nearest")
-        del grids
-        np.clip(block, low, high, out=block)
-        yield (slice(start, stop),), block
-
-
 def _separate_slabs(channel: np.ndarray, new_shape, axis: int, order: int):
     """nnU-Net's separate-z resampling: skimage resize per source slice, nearest slice along `axis`."""
     from skimage.transform import resize
@@ -120,21 +103,6 @@ def _separate_slabs(channel: np.ndarray, new_shape, axis: int, order: int):
             cached_index = source
         slicer = tuple(slice(out_index, out_index + 1) if a == axis else slice(None) for a in range(channel.ndim))
         yield slicer, np.expand_dims(cached_plane, axis)
-
-
-def resampled_channel(channel: np.ndarray, new_shape, do_separate_z: bool, axis, order: int,
-                      slab_voxels: int = SLAB_VOXELS):
-    """Yield (slicer, block): the channel resampled as nnU-Net's resample_data_or_seg does, as float64
-    blocks of the output (before the cast to the logits' dtype)."""
-    new_shape = [int(n) for n in new_shape]
-    if list(channel.shape) == new_shape:
-        yield (slice(None),), channel
-        return
-    channel = channel.astype(float, copy=False)
-    if do_separate_z:
-        yield from _separate_slabs(channel, new_shape, axis, order)
-    else:
-        yield from _joint_slabs(channel, new_shape, order, slab_voxels)
 
 
 def _rows(logits, index: int, start: int, stop: int) -> np.ndarray:
@@ -173,9 +141,20 @@ class _Fold:
         self.best = None if self.regions else np.empty(shape, dtype=dtype)
         self.lowest_best = None  # the smallest running maximum of the slab, once computed (_lowest_best)
         self.best_has_nan = False  # a NaN is folded in: comparisons must mind NaN from then on
+        self.skipped = 0  # classes found unable to change the slab
         # a resampled value never exceeds the largest source value it is interpolated from by more than
         # float64 rounding, which the cast to a float16/float32 logits dtype takes back: skipping is exact
         self.can_skip = skipping and np.issubdtype(dtype, np.floating) and np.dtype(dtype).itemsize < 8
+
+    def candidates(self, logits, low: int, high: int):
+        """Yield (index, source rows low..high) of each class of `logits` that may change the slab, in order;
+        the others are counted in `skipped`."""
+        for index in range(logits.shape[0]):
+            source = _rows(logits, index, low, high + 1)
+            if self.cannot_change(index, source):
+                self.skipped += 1
+            else:
+                yield index, source
 
     def cannot_change(self, index: int, source: np.ndarray) -> bool:
         """Whether class `index`, whose source values around the slab are `source`, changes no voxel: its
@@ -242,7 +221,7 @@ class _Fold:
         floating = np.issubdtype(self.dtype, np.floating)
         if index == 0:
             best[...] = values
-        elif floating and not (finite and not self.best_has_nan):
+        elif floating and (not finite or self.best_has_nan):
             higher = values > best
             higher |= np.isnan(values) & ~np.isnan(best)
             best[higher] = values[higher]
@@ -320,10 +299,9 @@ def _reach(n_in: int, n_out: int, order: int, start: int, stop: int, first: int,
     return (start + int(hit[0]), start + int(hit[-1]) + 1) if hit.size else (start, start)
 
 
-def _joint_slab(logits, fold: _Fold, ranges, new_shape, order: int, start: int, stop: int) -> int:
+def _joint_slab(logits, fold: _Fold, ranges, new_shape, order: int, start: int, stop: int) -> None:
     """Rows start:stop of the output on the joint path: each class resampled as zoom does (grid mode, edge
-    'nearest'; skimage's resize) from only the source rows around them, clipped to the class's range; returns how
-    many classes were skipped."""
+    'nearest'; skimage's resize) from only the source rows around them, clipped to the class's range."""
     from scipy import ndimage
 
     n_in = logits.shape[1]
@@ -335,17 +313,12 @@ def _joint_slab(logits, fold: _Fold, ranges, new_shape, order: int, start: int, 
     kernel = ZOOM_KERNEL
     channel_rows = _channel_rows(logits.shape[1:]) if kernel else None
     coordinates = None
-    skipped = 0
-    for index in range(logits.shape[0]):
-        source = _rows(logits, index, low, high + 1)
-        if fold.cannot_change(index, source):
-            skipped += 1
-            continue
+    for index, source in fold.candidates(logits, low, high):
         finite = bool(np.isfinite(source).all())
         box = fold.reach(index, source, finite) if kernel else None
         if box is not None:  # only where the class's sources could win: elsewhere it changes nothing
             if box[0] is None:
-                skipped += 1
+                fold.skipped += 1
                 continue
             first, last = box[0]
             spans = [_reach(n_in, new_shape[0], order, start, stop, low + first, low + last)]
@@ -373,31 +346,23 @@ def _joint_slab(logits, fold: _Fold, ranges, new_shape, order: int, start: int, 
         fold.add(index, block, finite=finite)
     if channel_rows is not None:
         channel_rows.release(low, high + 1 - low)
-    return skipped
 
 
 ZOOM_KERNEL = _zoom_kernel()
 
 
-def _separate_slab(logits, fold: _Fold, new_shape, order: int, sources, start: int, stop: int) -> int:
+def _separate_slab(logits, fold: _Fold, new_shape, order: int, sources, start: int, stop: int) -> None:
     """Output slices start:stop on nnU-Net's separate-z path along the first axis: each class's nearest source
-    slices, each resized in-plane as skimage's resize does (zoom, then clipped to the slice's range); returns how
-    many classes were skipped."""
+    slices, each resized in-plane as skimage's resize does (zoom, then clipped to the slice's range)."""
     taken = sources[start:stop]
     distinct = np.unique(taken)
     low, high = int(distinct[0]), int(distinct[-1])
     where = np.searchsorted(distinct, taken)
-    skipped = 0
-    for index in range(logits.shape[0]):
-        source = _rows(logits, index, low, high + 1)
-        if fold.cannot_change(index, source):
-            skipped += 1
-            continue
+    for index, source in fold.candidates(logits, low, high):
         planes = source[distinct - low].astype(float)
         finite = bool(np.isfinite(planes).all())
         resized = _resize_planes(planes, new_shape[1:], order, finite)
         fold.add(index, resized[where], finite=finite)
-    return skipped
 
 
 def _resize_planes(planes: np.ndarray, plane_shape, order: int, finite: bool) -> np.ndarray:
@@ -417,11 +382,11 @@ def _resize_planes(planes: np.ndarray, plane_shape, order: int, finite: bool) ->
     return out
 
 
-def _class_by_class(logits, new_shape, axis: int, order: int, fold: _Fold, slab_voxels: int) -> None:
+def _class_by_class(logits, new_shape, axis: int, order: int, fold: _Fold) -> None:
     """The separate-z path along an axis other than the first: each class whole, folded plane by plane."""
     for index in range(logits.shape[0]):
-        channel = np.asarray(logits[index])
-        for slicer, part in resampled_channel(channel, new_shape, True, axis, order, slab_voxels):
+        channel = np.asarray(logits[index]).astype(float, copy=False)
+        for slicer, part in _separate_slabs(channel, new_shape, axis, order):
             fold.add(index, part, slicer)
         del channel
 
@@ -454,7 +419,7 @@ def segmentation_from_logits(logits, new_shape, current_spacing, new_spacing, la
     classes = logits.shape[0]
     if do_separate_z and axis != 0 and not unchanged:
         fold = _Fold(new_shape, dtype, label_manager, classes, skipping=False)
-        _class_by_class(logits, new_shape, axis, order, fold, slab_voxels)
+        _class_by_class(logits, new_shape, axis, order, fold)
         if counts is not None:
             counts.update(slabs=1, skipped=0, classes=classes)
         return fold.labels
@@ -471,14 +436,15 @@ def segmentation_from_logits(logits, new_shape, current_spacing, new_spacing, la
     def one_slab(slab):
         start, stop = slab
         fold = _Fold((stop - start, *new_shape[1:]), dtype, label_manager, classes)
-        if unchanged:
-            skipped = _unchanged_slab(logits, fold, start, stop)
+        if unchanged:  # the logits as they are
+            for index, source in fold.candidates(logits, start, stop - 1):
+                fold.add(index, source)
         elif do_separate_z:
-            skipped = _separate_slab(logits, fold, new_shape, order, sources, start, stop)
+            _separate_slab(logits, fold, new_shape, order, sources, start, stop)
         else:
-            skipped = _joint_slab(logits, fold, ranges, new_shape, order, start, stop)
+            _joint_slab(logits, fold, ranges, new_shape, order, start, stop)
         segmentation[start:stop] = fold.labels
-        return skipped
+        return fold.skipped
 
     segmentation = np.zeros(new_shape, dtype=_label_dtype(label_manager, classes))
     if threads > 1 and len(slabs) > 1:
@@ -489,18 +455,6 @@ def segmentation_from_logits(logits, new_shape, current_spacing, new_spacing, la
     if counts is not None:
         counts.update(slabs=len(slabs), skipped=skipped, classes=classes)
     return segmentation
-
-
-def _unchanged_slab(logits, fold: _Fold, start: int, stop: int) -> int:
-    """Rows start:stop where the output has the network grid's shape: the logits as they are."""
-    skipped = 0
-    for index in range(logits.shape[0]):
-        source = _rows(logits, index, start, stop)
-        if fold.cannot_change(index, source):
-            skipped += 1
-            continue
-        fold.add(index, source)
-    return skipped
 
 
 def export_streaming(logits, properties: dict, configuration_manager, plans_manager, dataset_json: dict,
