@@ -132,11 +132,18 @@ def _case_record(stage: Stage, job: CaseJob, worker: Worker, log_path) -> StageR
         return carried
     record = _run_case(stage, job, worker, log_path)
     if record.kind == NO_SPACE:
-        record = replace(record, message=no_space_message(job.layout.results, record.message))
-        free_attempt_space(job)
+        record = replace(record, message=_out_of_space(job, record.message))
     job.save(record)
     _note(log_path, f"{stage.name} {case}: {record.status} {record.kind or ''} {record.message}".rstrip())
     return record
+
+
+def _out_of_space(job: CaseJob, detail: str) -> str:
+    """A case failed for want of space: the sentence that says so (the free space as found), and its attempt's
+    intermediates removed at once."""
+    message = no_space_message(job.layout.results, detail)
+    free_attempt_space(job)
+    return message
 
 
 def free_attempt_space(job: CaseJob) -> None:
@@ -156,8 +163,7 @@ def _bookkeeping_failed(stage: Stage, job: CaseJob, error: Exception, log_path) 
     kind = error_kind(error)
     message = error_message(error)
     if kind == NO_SPACE:
-        message = no_space_message(job.layout.results, message)
-        free_attempt_space(job)
+        message = _out_of_space(job, message)
     else:
         kind, message = "error", f"the workflow could not keep this case's files: {message}"
     _note(log_path, f"{stage.name} {job.id}: failed {kind} {message}")

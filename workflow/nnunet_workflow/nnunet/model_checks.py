@@ -107,22 +107,20 @@ def check_checkpoint(path, trust_code: bool = False) -> None:
         if not pickles:
             raise ModelError(f"{path} holds no data.pkl: it is a zip archive but not a torch checkpoint")
         prefix = pickles[0][: -len("data.pkl")]
-        scanner = None
         try:
-            scanner = _Scanner(io.BytesIO(archive.read(pickles[0])))
-            content = scanner.load()
-        except Exception as error:  # noqa: BLE001 - any failure to read it is this file's
-            foreign = _foreign(scanner.globals, CHECKPOINT_GLOBALS, _numpy_dtype) if scanner else []
-            if foreign and not trust_code:
-                raise ModelError(f"{path} references code outside what nnU-Net's trainers write "
-                                 f"({', '.join(foreign)}); {TRUST_HINT}") from None
-            raise ModelError(f"{path}: its data.pkl cannot be read ({_reason(error)}): the file is corrupted; copy "
-                             "it again from where the model came from") from None
+            pickled = archive.read(pickles[0])
+        except (zipfile.BadZipFile, OSError) as error:
+            pickled, unreadable = b"", _reason(error)
         sizes = {info.filename: info.file_size for info in archive.infolist()}
+    scanner = _Scanner(io.BytesIO(pickled))
+    content, unreadable = _load(scanner) if pickled else (None, unreadable)
     foreign = _foreign(scanner.globals, CHECKPOINT_GLOBALS, _numpy_dtype)
     if foreign and not trust_code:
         raise ModelError(f"{path} references code outside what nnU-Net's trainers write ({', '.join(foreign)}); "
                          f"{TRUST_HINT}")
+    if unreadable:
+        raise ModelError(f"{path}: its data.pkl cannot be read ({unreadable}): the file is corrupted; copy it "
+                         "again from where the model came from")
     if not isinstance(content, dict):
         raise ModelError(f"{path} holds a {type(content).__name__}, not the dict of an nnU-Net checkpoint")
     missing = [key for key in CHECKPOINT_KEYS if key not in content]
@@ -141,6 +139,14 @@ def check_checkpoint(path, trust_code: bool = False) -> None:
                              "file is corrupted")
 
 
+def _load(scanner: _Scanner):
+    """(content, None) of the pickle, or (None, why it cannot be read); what it names is in the scanner."""
+    try:
+        return scanner.load(), None
+    except Exception as error:  # noqa: BLE001 - any failure to read it is this file's
+        return None, _reason(error)
+
+
 def _numpy_dtype(name: str) -> bool:
     module, _, cls = name.rpartition(".")
     return module == NUMPY_DTYPE_MODULE and cls.endswith("DType")
@@ -151,12 +157,7 @@ def check_postprocessing_pickle(path, trust_code: bool = False) -> None:
     or references code but nnU-Net's postprocessing functions (unless `trust_code`)."""
     path = Path(path)
     scanner = _Scanner(io.BytesIO(path.read_bytes()))
-    try:
-        content = scanner.load()
-    except Exception as error:  # noqa: BLE001 - any failure to read it is this file's
-        content, unreadable = None, _reason(error)
-    else:
-        unreadable = None
+    content, unreadable = _load(scanner)
     foreign = _foreign(scanner.globals, POSTPROCESSING_GLOBALS,
                        lambda name: name.rpartition(".")[0] == POSTPROCESSING_MODULE)
     if foreign and not trust_code:
