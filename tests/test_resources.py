@@ -144,23 +144,27 @@ def test_local_budgets_are_set_only_where_none_was_given(capsys):
     assert resources.apply_local_budgets(cluster, runs_locally=False) is None and cluster == {}
 
 
-def test_an_export_job_asks_for_one_thread_per_slab_of_its_largest_case_at_most_export_threads(tmp_path):
+def test_preprocess_and_export_jobs_ask_for_one_thread_per_slab_of_their_largest_case_at_most_their_setting(
+        tmp_path):
     import pytest
 
     policy, wildcards, input = policy_with_validated(tmp_path)
-    assert policy.export_threads("export")(wildcards, input) == 1  # no voxels estimated: one slab
+    assert policy.threads("export")(wildcards, input) == 1  # no voxels estimated: one slab
     validate = BatchManifest.load(input.validate)
     big = StageRecord.load(validate.cases["big"])
     StageRecord.from_json({**big.to_json(), "estimates": {"voxels": 5 * memory.SLAB_VOXELS}}).save(
         validate.cases["big"])
     for wanted, threads in ((1, 1), (2, 2), (4, 4), (8, 5)):
-        policy.wanted_export_threads = wanted
-        assert policy.export_threads("export")(wildcards, input) == threads
+        policy.wanted_export_threads, policy.wanted_preprocess_threads = wanted, 3
+        assert policy.threads("export")(wildcards, input) == threads
+        assert policy.threads("prev_export")(wildcards, input) == threads
+        assert policy.threads("preprocess")(wildcards, input) == 3  # its own setting
+        assert policy.threads("prev_preprocess")(wildcards, input) == 3
     missing = SimpleNamespace(validate=str(tmp_path / "not_yet.json"))
     with pytest.raises(FileNotFoundError):  # Snakemake asks again once validate has run
-        policy.export_threads("export")(wildcards, missing)
+        policy.threads("export")(wildcards, missing)
     policy.dry_run = True
-    assert policy.export_threads("export")(wildcards, missing) == 8  # a dry run shows the most
+    assert policy.threads("export")(wildcards, missing) == 8  # a dry run shows the most
 
 
 def test_a_dry_run_is_told_from_the_command_line():

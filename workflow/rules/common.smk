@@ -83,7 +83,12 @@ else:
 # the run's stages by name, in the order a case goes through them
 STAGES = SETUP.stages
 POLICY = ResourcePolicy(
-    PLAN, CASES, RUNS_LOCALLY, config["export_threads"], is_dry_run(sys.argv)
+    PLAN,
+    CASES,
+    RUNS_LOCALLY,
+    config["export_threads"],
+    is_dry_run(sys.argv),
+    config["preprocess_threads"],
 )
 SEGMENTED = set(PLAN.segmented)
 # the summary rule's outputs: the summary, and the run's statistics table when statistics are on

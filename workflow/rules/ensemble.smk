@@ -104,7 +104,7 @@ use rule prev_export as member_prev_export with:
         ),
     log:
         str(LAYOUT.log(stage_names.member_pattern("prev_export"), "{batch}")),
-    threads: POLICY.export_threads(stage_names.member_pattern("prev_export"))
+    threads: POLICY.threads(stage_names.member_pattern("prev_export"))
     resources:
         mem_mb=POLICY.mem_mb(stage_names.member_pattern("prev_export")),
         runtime=POLICY.runtime(stage_names.member_pattern("prev_export")),

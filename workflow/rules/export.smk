@@ -9,7 +9,7 @@ rule export:
         str(LAYOUT.log("export", "{batch}")),
     conda:
         "../../envs/nnunet.yaml"
-    threads: POLICY.export_threads("export")
+    threads: POLICY.threads("export")
     resources:
         mem_mb=POLICY.mem_mb("export"),
         runtime=POLICY.runtime("export"),

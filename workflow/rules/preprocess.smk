@@ -9,6 +9,7 @@ rule preprocess:
         str(LAYOUT.log("preprocess", "{batch}")),
     conda:
         "../../envs/nnunet.yaml"
+    threads: POLICY.threads("preprocess")
     resources:
         mem_mb=POLICY.mem_mb("preprocess"),
         runtime=POLICY.runtime("preprocess"),

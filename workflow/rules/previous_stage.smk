@@ -9,6 +9,7 @@ rule prev_preprocess:
         str(LAYOUT.log("prev_preprocess", "{batch}")),
     conda:
         "../../envs/nnunet.yaml"
+    threads: POLICY.threads("prev_preprocess")
     resources:
         mem_mb=POLICY.mem_mb("prev_preprocess"),
         runtime=POLICY.runtime("prev_preprocess"),
@@ -49,7 +50,7 @@ rule prev_export:
         str(LAYOUT.log("prev_export", "{batch}")),
     conda:
         "../../envs/nnunet.yaml"
-    threads: POLICY.export_threads("prev_export")
+    threads: POLICY.threads("prev_export")
     resources:
         mem_mb=POLICY.mem_mb("prev_export"),
         runtime=POLICY.runtime("prev_export"),

@@ -45,7 +45,7 @@ def ensemble_estimates(shape, spacing, channels, bytes_per_voxel, members, save_
 
 def case_estimates(shape, spacing, channels, bytes_per_voxel, model: ModelInfo, save_probabilities,
                    postprocessing: bool = False, ensemble=(), statistics: bool = False,
-                   export_threads: int = 1) -> Estimates:
+                   export_threads: int = 1, preprocess_threads: int = 1) -> Estimates:
     """Memory and time estimates of every later stage of a case; a cascade's previous stage's under
     `prev_` names (its own target spacing and classes); an ensemble's members' under `m{i}_` names and the
     ensemble's; postprocess's and statistics' when they run."""
@@ -53,7 +53,7 @@ def case_estimates(shape, spacing, channels, bytes_per_voxel, model: ModelInfo, 
         estimates = ensemble_estimates(shape, spacing, channels, bytes_per_voxel, ensemble, save_probabilities)
     else:
         estimates = host_memory.stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_probabilities,
-                                                export_threads)
+                                                export_threads, preprocess_threads)
         estimates.disk_mb.update(disk.stage_disk_mb(estimates.voxels, estimates.voxels_resampled["predict"],
                                                     model.num_input_channels, model.num_classes, save_probabilities))
         estimates.timeout_s.update(timeouts.stage_timeouts_s(estimates.voxels, estimates.voxels_resampled["predict"],
@@ -61,7 +61,7 @@ def case_estimates(shape, spacing, channels, bytes_per_voxel, model: ModelInfo, 
                                                              len(model.folds)))
         if model.previous_stage is not None:
             previous = case_estimates(shape, spacing, channels, bytes_per_voxel, model.previous_stage, False,
-                                      export_threads=export_threads)
+                                      export_threads=export_threads, preprocess_threads=preprocess_threads)
             estimates.add(previous.renamed(stage_names.previous))
     voxels = estimates.voxels
     if postprocessing:

@@ -55,11 +55,25 @@ def lowres_axis(spacing, target_spacing) -> int:
     return max(range(len(chosen)), key=lambda a: chosen[a])
 
 
+def parallel_preprocess_bytes(c, shape, s1, separate, bytes_per_voxel, threads=1) -> int:
+    """nnU-Net's preprocessing with the image resampled on threads (stages/case_preprocessing), the larger of:
+    reading (nnU-Net's reader holds each channel as read, their stack and its float32 copy, and one image of
+    SimpleITK's) and resampling (the float32 channels, the crop's mask, on the joint path one channel's float64
+    spline coefficients over the image padded by 12 voxels on every side, the float32 output, and per thread a
+    chunk's float32 source and float64 block)."""
+    s0 = math.prod(shape)
+    reading = (2 * bytes_per_voxel + 4) * c * s0 + bytes_per_voxel * s0
+    coefficients = 0 if separate else 8 * math.prod(n + 24 for n in shape)
+    work = 12 * min(SLAB_VOXELS, s0) * slab_threads(s0, threads)
+    return max(reading, 4 * c * s0 + 2 * s0 + coefficients + 4 * c * s1 + work)
+
+
 def preprocess_bytes(c, s0, s1, separate) -> int:
-    """Reading, cropping, normalizing and resampling to the target spacing (order 3). Fitted per channel on
-    measurements: ~16.5 bytes per original voxel (the image in float32 and float64 copies, masks) and
-    ~66 bytes per target voxel (spline work arrays, the resampled data and its float64 output), ~45 on
-    the separate-z path. A CT at 4 mm (few target voxels) and at 2x1.5x1.5 mm (many) pin the two apart."""
+    """nnU-Net's own run_case (a preprocessor or resampling case_preprocessing leaves to it): reading, cropping,
+    normalizing and resampling to the target spacing (order 3). Fitted per channel on measurements: ~16.5 bytes
+    per original voxel (the image in float32 and float64 copies, masks) and ~66 bytes per target voxel (spline
+    work arrays, the resampled data and its float64 output), ~45 on the separate-z path. A CT at 4 mm (few target
+    voxels) and at 2x1.5x1.5 mm (many) pin the two apart."""
     per_target_voxel = 45 if separate else 66
     return math.ceil(c * (16.5 * s0 + per_target_voxel * s1))
 
@@ -78,9 +92,10 @@ def predict_bytes(c, k, s1, folds) -> int:
     return (5 * k + 4 * c + 4) * s1 + (LOGITS_BYTES * k * s1 if folds > 1 else 0)
 
 
-def export_threads(s0: int, wanted: int) -> int:
-    """The threads the streaming export of a case with `s0` output voxels uses: one per slab, at most `wanted`."""
-    return max(1, min(wanted, math.ceil(s0 / SLAB_VOXELS)))
+def slab_threads(voxels: int, wanted: int) -> int:
+    """The threads a stage that works slab by slab (the streaming export, the preprocessing's resampling) uses on
+    a case of `voxels` voxels: one per slab, at most `wanted`."""
+    return max(1, min(wanted, math.ceil(voxels / SLAB_VOXELS)))
 
 
 def export_bytes(k, s1, s0, separate_work, streaming, save_probabilities, plane=0, threads=1) -> int:
@@ -94,7 +109,7 @@ def export_bytes(k, s1, s0, separate_work, streaming, save_probabilities, plane=
     voxel) and the argmax (int64) or the probabilities (float32 of every class, un-cropped copy).
     """
     if streaming:
-        work = SLAB_WORK_BYTES * max(plane, min(SLAB_VOXELS, s0)) * export_threads(s0, threads)
+        work = SLAB_WORK_BYTES * max(plane, min(SLAB_VOXELS, s0)) * slab_threads(s0, threads)
         channels = (LOGITS_BYTES + 8) * s1 + (LOGITS_BYTES + 1) * s0 + work
         return max(channels, 3 * s0)
     resampling = (8 + LOGITS_BYTES) * k * s1 + LOGITS_BYTES * k * s0 + separate_work * s0
@@ -108,13 +123,13 @@ def _mb(base_mb: int, nbytes: float) -> int:
 
 
 def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_probabilities=False,
-                    threads: int = 1) -> Estimates:
+                    threads: int = 1, preprocess_threads: int = 1) -> Estimates:
     """Peak RSS (MB) of preprocess, predict and export of one case, and the voxel counts they come from; and
     predict's GPU memory (not host memory, see gpu_memory) where the model's network is one gpu_memory counts.
 
     `shape` and `spacing` are in nnU-Net's axis order after `transpose_forward`. A cascade stage's network
     takes the previous stage's foreground labels as extra (one-hot) input channels. `threads`: the export's
-    (`export_threads`), each resampling its own slab.
+    (`slab_threads`), each resampling its own slab; `preprocess_threads` likewise the preprocessing's.
     """
     target = list(model.target_spacing)
     if len(target) < len(shape):  # 2d configuration: the first axis keeps its spacing
@@ -133,7 +148,10 @@ def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_proba
         separate_work = 8 * max(1, new_shape[axis]) / max(1, shape[axis]) + 56
     folds = len(model.folds)
     labels = model.previous_stage.foreground_labels if model.previous_stage is not None else 0
-    preprocess = max((bytes_per_voxel + 4) * c * s0, preprocess_bytes(c, s0, s1, separate))
+    if model.parallel_preprocessing:
+        preprocess = parallel_preprocess_bytes(c, shape, s1, separate, bytes_per_voxel, preprocess_threads)
+    else:
+        preprocess = max((bytes_per_voxel + 4) * c * s0, preprocess_bytes(c, s0, s1, separate))
     if labels:
         preprocess += cascade_preprocess_bytes(c, labels, s0, s1)
     export = export_bytes(k, s1, s0, separate_work, streaming, save_probabilities, plane, threads)

@@ -28,6 +28,7 @@ class RunOptions:
     plausibility: str = "warn"  # input plausibility against the training data: warn, fail or off
     statistics: bool = False  # the statistics stage runs after the segmentation
     export_threads: int = 1  # slabs the streaming export resamples at once (a job's own `threads` may be fewer)
+    preprocess_threads: int = 1  # slabs the preprocessing resamples at once (likewise)
     trust_model_code: bool = False  # load checkpoints and a postprocessing.pkl naming foreign code (model_checks)
 
     @classmethod
@@ -38,7 +39,8 @@ class RunOptions:
                    postprocessing=config.get("postprocessing"), plausibility=config.get("plausibility", "warn"),
                    statistics=config.get("statistics", False),
                    trust_model_code=config.get("trust_model_code", False),
-                   export_threads=config.get("export_threads", 1))
+                   export_threads=config.get("export_threads", 1),
+                   preprocess_threads=config.get("preprocess_threads", 1))
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,9 @@ class ModelInfo:
     num_classes: int
     # whether export can use the memory-bounded streaming export (see streaming_export.supports)
     streaming_export: bool = True
+    # whether preprocess resamples the image on threads (nnU-Net's default preprocessor and resampling: see
+    # stages/case_preprocessing.runs_in_parallel)
+    parallel_preprocessing: bool = True
     # a cascade stage's previous stage (e.g. its 3d_lowres), whose segmentations it takes as input
     previous_stage: ModelInfo | None = None
     # the configuration's network as plans.json gives it (`network_class_name`, `arch_kwargs`), for the GPU
@@ -243,6 +246,8 @@ def load_model(folder, folds=None, checkpoint="checkpoint_final.pth", configurat
         transpose_forward=tuple(plans["transpose_forward"]),
         num_classes=count_classes(dataset["labels"]),
         streaming_export=supports_configuration(config),
+        parallel_preprocessing=(supports_data_configuration(config)
+                                and config.get("preprocessor_name", "DefaultPreprocessor") == "DefaultPreprocessor"),
         previous_stage=previous,
         architecture=config.get("architecture"),
     )
@@ -265,6 +270,18 @@ def supports_configuration(configuration: dict) -> bool:
         configuration.get("resampling_fn_probabilities") == NNUNET_RESAMPLING
         and not kwargs.get("is_seg", False)
         and kwargs.get("order", 3) in (0, 1)
+        and kwargs.get("order_z", 0) == 0
+    )
+
+
+def supports_data_configuration(configuration: dict) -> bool:
+    """Whether the configuration's image resampling (its dict in plans.json) is one the parallel preprocessing
+    reproduces exactly (stages/image_resampling): nnU-Net's default function on images, nearest along z."""
+    kwargs = dict(configuration.get("resampling_fn_data_kwargs") or {})
+    return (
+        configuration.get("resampling_fn_data") == NNUNET_RESAMPLING
+        and not kwargs.get("is_seg", False)
+        and kwargs.get("order", 3) in range(6)
         and kwargs.get("order_z", 0) == 0
     )
 

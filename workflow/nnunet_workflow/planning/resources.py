@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from ..estimates.available_memory import available_memory_mb
-from ..estimates.host_memory import export_threads
+from ..estimates.host_memory import slab_threads
 from ..estimates.stage_needs import estimated_mb, estimated_s
 from ..execution.gpu_slots import visible_gpu_ids
 from ..inputs.cases import Case
@@ -42,8 +42,9 @@ class ResourcePolicy:
     """The reservations of one run's jobs, from its plan and cases."""
 
     def __init__(self, plan: RunPlan, cases: dict[str, Case], runs_locally: bool, export_threads: int = 1,
-                 dry_run: bool = False):
-        self.plan, self.cases, self.wanted_export_threads, self.dry_run = plan, cases, export_threads, dry_run
+                 dry_run: bool = False, preprocess_threads: int = 1):
+        self.plan, self.cases, self.dry_run = plan, cases, dry_run
+        self.wanted_export_threads, self.wanted_preprocess_threads = export_threads, preprocess_threads
         self.overhead_mb = LOCAL_JOB_OVERHEAD_MB if runs_locally else CLUSTER_JOB_OVERHEAD_MB
 
     def reserved_mb(self, stage: str, case: str, estimated: int) -> int:
@@ -71,13 +72,14 @@ class ResourcePolicy:
 
         return largest
 
-    def export_threads(self, stage: str):
-        """A `threads` function for an export rule: the streaming export's threads for the batch's largest case
-        (one per slab of its output, at most the run's `export_threads`: estimates/host_memory.export_threads)."""
-        wanted = self.wanted_export_threads
+    def threads(self, stage: str):
+        """A `threads` function for a preprocess or export rule: the threads for the batch's largest case (one per
+        slab, at most the run's `preprocess_threads` or `export_threads`: estimates/host_memory.slab_threads)."""
 
         def count(wildcards, input) -> int:
             stage_name = stage_names.with_member(stage, wildcards)
+            preprocessing = stage_names.kind(stage_name) == "preprocess"
+            wanted = self.wanted_preprocess_threads if preprocessing else self.wanted_export_threads
             try:
                 validated = self._validated(stage_name, input)
             except FileNotFoundError:
@@ -85,7 +87,7 @@ class ResourcePolicy:
                 if self.dry_run:
                     return wanted
                 raise
-            return max((export_threads(record.estimates.voxels, wanted) if record is not None else 1)
+            return max((slab_threads(record.estimates.voxels, wanted) if record is not None else 1)
                        for record in (validated.get(case) for case in self.plan.batches[wildcards.batch]))
 
         return count

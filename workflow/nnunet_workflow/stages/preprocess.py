@@ -15,6 +15,7 @@ from ..inputs.dicom_series import image_files
 from ..nnunet.model import nnunet_plans
 from ..store.atomic_files import atomic_path
 from ..store.layout import previous_stage_dir
+from .case_preprocessing import run_case
 
 
 def previous_segmentation(job: CaseJob):
@@ -26,14 +27,15 @@ def previous_segmentation(job: CaseJob):
 
 
 def preprocess_case(_state, job: CaseJob) -> dict:
-    """Run nnU-Net's preprocessor exactly as nnUNetv2_predict does and save its outputs atomically."""
+    """Run nnU-Net's preprocessing exactly as nnUNetv2_predict does (its image resampling on the job's threads:
+    case_preprocessing) and save its outputs atomically."""
     from nnunetv2.utilities.label_handling.label_handling import convert_labelmap_to_one_hot
 
     plans_manager, configuration_manager, dataset_json = nnunet_plans(job.model)
     preprocessor = configuration_manager.preprocessor_class(verbose=False)
     seg_file = previous_segmentation(job)
-    data, seg, properties = preprocessor.run_case(image_files(job), None if seg_file is None else str(seg_file),
-                                                  plans_manager, configuration_manager, dataset_json)
+    data, seg, properties = run_case(preprocessor, image_files(job), None if seg_file is None else str(seg_file),
+                                     plans_manager, configuration_manager, dataset_json, job.options.threads)
     if seg_file is not None:  # as nnU-Net's preprocess_fromfiles_save_to_queue
         labels = plans_manager.get_label_manager(dataset_json).foreground_labels
         data = np.vstack((data, convert_labelmap_to_one_hot(seg[0], labels, data.dtype)))

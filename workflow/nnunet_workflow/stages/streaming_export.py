@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 import mmap
 import threading
-from functools import partial
 
 import numpy as np
 
@@ -36,6 +35,7 @@ from ..estimates.host_memory import (
     SLAB_VOXELS,  # output voxels per slab (host_memory.SLAB_WORK_BYTES of work arrays each)
 )
 from ..nnunet.model import resampling_kwargs, supports_configuration
+from .zoom_kernel import ZOOM_KERNEL, grid_coordinates, nearest_indices, separate_z_path
 
 
 class NpyChannels:
@@ -77,24 +77,12 @@ def supports(configuration_manager) -> bool:
     return supports_configuration(configuration_manager.configuration)
 
 
-def _grid_coordinates(n_in: int, n_out: int, start: int, stop: int) -> np.ndarray:
-    """Source coordinates of output indices start..stop-1, computed as scipy's zoom (grid_mode) does."""
-    zoom = np.divide(n_in, n_out)
-    return (np.arange(start, stop, dtype=np.float64) + 0.5) * zoom - 0.5
-
-
-def _nearest_indices(n_in: int, n_out: int) -> np.ndarray:
-    """Source slice of each output slice along the separate axis (map_coordinates, order 0, 'nearest')."""
-    coordinates = float(n_in) / n_out * (np.arange(n_out) + 0.5) - 0.5
-    return np.floor(np.clip(coordinates, 0, n_in - 1) + 0.5).astype(np.intp)
-
-
 def _separate_slabs(channel: np.ndarray, new_shape, axis: int, order: int):
     """nnU-Net's separate-z resampling: skimage resize per source slice, nearest slice along `axis`."""
     from skimage.transform import resize
 
     plane_shape = [n for a, n in enumerate(new_shape) if a != axis]
-    sources = _nearest_indices(channel.shape[axis], new_shape[axis])
+    sources = nearest_indices(channel.shape[axis], new_shape[axis])
     cached_index, cached_plane = None, None
     for out_index, source in enumerate(sources):
         if source != cached_index:
@@ -268,30 +256,10 @@ def _channel_rows(shape) -> _ChannelRows:
     return rows
 
 
-def _zoom_kernel():
-    """scipy.ndimage's zoom kernel (what `zoom` and thus skimage's resize run), or None where this scipy has no
-    kernel of the signature used (then map_coordinates, slower, computes the same values)."""
-    try:
-        from scipy.ndimage import _nd_image, _ni_support
-
-        return partial(_zoom_rows, _nd_image.zoom_shift, _ni_support._extend_mode_to_code("nearest"))
-    except (ImportError, AttributeError):
-        return None
-
-
-def _zoom_rows(kernel, mode, channel_rows, zoom, start, output, order) -> None:
-    """Zoom's kernel on `channel_rows`, the output's first index along each axis `start` (one per axis, or an
-    int for the first axis): coordinates (index + start + 0.5) * zoom - 0.5, as zoom computes them."""
-    shift = np.zeros(channel_rows.ndim, dtype=np.float64)
-    starts = np.atleast_1d(start)
-    shift[: len(starts)] = starts
-    kernel(channel_rows, zoom, shift, output, order, mode, 0.0, 0, True)
-
-
 def _reach(n_in: int, n_out: int, order: int, start: int, stop: int, first: int, last: int) -> tuple[int, int]:
     """The output indices start..stop-1 of an axis (as a range [a, b)) whose interpolation reads a source index
     in first..last (zoom's: floor(c) and the next for order 1, round for order 0, clamped at the edges)."""
-    coordinates = _grid_coordinates(n_in, n_out, start, stop)
+    coordinates = grid_coordinates(n_in, n_out, start, stop)
     lowest = np.floor(coordinates) if order & 1 else np.floor(coordinates + 0.5)
     reads_low = np.clip(lowest, 0, n_in - 1)
     reads_high = np.clip(lowest + order, 0, n_in - 1)
@@ -306,7 +274,7 @@ def _joint_slab(logits, fold: _Fold, ranges, new_shape, order: int, start: int, 
 
     n_in = logits.shape[1]
     zoom = np.divide(logits.shape[1:], new_shape).astype(np.float64)
-    first_axis = _grid_coordinates(n_in, new_shape[0], start, stop)
+    first_axis = grid_coordinates(n_in, new_shape[0], start, stop)
     low = min(max(0, math.floor(first_axis[0])), n_in - 1)
     high = min(max(0, math.floor(first_axis[-1]) + 1), n_in - 1)
     shape = (stop - start, *new_shape[1:])
@@ -337,7 +305,7 @@ def _joint_slab(logits, fold: _Fold, ranges, new_shape, order: int, start: int, 
             kernel(channel_rows.window(low, source), zoom, start, block, order)
         else:  # map_coordinates fed zoom's coordinates, shifted by a whole number of rows (exact)
             if coordinates is None:
-                axes = [first_axis - low, *(_grid_coordinates(logits.shape[1 + a], new_shape[a], 0, new_shape[a])
+                axes = [first_axis - low, *(grid_coordinates(logits.shape[1 + a], new_shape[a], 0, new_shape[a])
                                             for a in range(1, len(new_shape)))]
                 coordinates = np.stack([np.broadcast_to(c.reshape([-1 if a == i else 1 for a in range(len(axes))]),
                                                         shape) for i, c in enumerate(axes)])
@@ -347,8 +315,6 @@ def _joint_slab(logits, fold: _Fold, ranges, new_shape, order: int, start: int, 
     if channel_rows is not None:
         channel_rows.release(low, high + 1 - low)
 
-
-ZOOM_KERNEL = _zoom_kernel()
 
 
 def _separate_slab(logits, fold: _Fold, new_shape, order: int, sources, start: int, stop: int) -> None:
@@ -405,13 +371,7 @@ def segmentation_from_logits(logits, new_shape, current_spacing, new_spacing, la
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from nnunetv2.preprocessing.resampling.default_resampling import determine_do_sep_z_and_axis
-
-    extra = {}
-    if "separate_z_anisotropy_threshold" in kwargs:
-        extra["separate_z_anisotropy_threshold"] = kwargs["separate_z_anisotropy_threshold"]
-    do_separate_z, axis = determine_do_sep_z_and_axis(kwargs.get("force_separate_z", False), current_spacing,
-                                                      new_spacing, **extra)
+    do_separate_z, axis = separate_z_path(kwargs, current_spacing, new_spacing)
     order = kwargs.get("order", 3)
     new_shape = [int(n) for n in new_shape]
     dtype = logits.dtype
@@ -431,7 +391,7 @@ def segmentation_from_logits(logits, new_shape, current_spacing, new_spacing, la
     elif not do_separate_z:
         source_rows = max(1, slab_voxels // max(1, math.prod(logits.shape[2:])))
         ranges = [_channel_range(logits, index, source_rows) for index in range(logits.shape[0])]
-    sources = _nearest_indices(logits.shape[1], new_shape[0]) if do_separate_z and not unchanged else None
+    sources = nearest_indices(logits.shape[1], new_shape[0]) if do_separate_z and not unchanged else None
 
     def one_slab(slab):
         start, stop = slab
