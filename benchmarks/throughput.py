@@ -13,6 +13,7 @@ each case's recorded peak to its estimate (gpu_memory), the estimate's calibrati
 Target on a CPU machine: ratio <= 1.1 for 20+ cases.
 
     python benchmarks/throughput.py [--cases 24] [--cores 2] [--tta | --no-tta] [--scratch DIR]
+    python benchmarks/throughput.py --demo-copies --cases 600 --no-tta [--statistics]   # many small cases
     python benchmarks/throughput.py --device cuda --cores 8 [--model DIR]   # on a GPU machine
 """
 
@@ -30,6 +31,20 @@ import numpy as np
 
 from nnunet_workflow.dev import bench, demo_data
 from nnunet_workflow.dev.demo_model import prepare_demo
+
+
+def copy_demo_cases(folder: Path, count: int) -> list[str]:
+    """`count` cases that are the demo's cases copied under new names (a cohort of many small cases)."""
+    demo_input = prepare_demo(bench.REPO / ".demo")["input"]
+    originals = sorted({path.name.rsplit("_", 1)[0] for path in demo_input.glob("*_0000.nii.gz")})
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [f"copy_{i:04d}" for i in range(count)]
+    for index, name in enumerate(names):
+        for channel in sorted(demo_input.glob(f"{originals[index % len(originals)]}_*.nii.gz")):
+            target = folder / f"{name}_{channel.name.rsplit('_', 1)[1]}"
+            if not target.exists():
+                shutil.copy(channel, target)
+    return names
 
 
 def write_cases(folder: Path, count: int) -> list[str]:
@@ -102,14 +117,21 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N, for both runs")
     parser.add_argument("--model", type=Path, help="a trained-model folder with fold_0 (default: the demo's)")
     parser.add_argument("--statistics", action="store_true", help="the workflow's statistics stage on too")
+    parser.add_argument("--demo-copies", action="store_true",
+                        help="the cases are the demo's copied under new names (a cohort of many small cases: "
+                             "e.g. --cases 600 --no-tta)")
     parser.add_argument("--batch-size", default="auto",
                         help="the workflow's batch_size: a number, or auto (its default)")
     parser.add_argument("--scratch", type=Path, default=bench.REPO / ".benchmarks" / "throughput")
     args = parser.parse_args()
     scratch = args.scratch.resolve()
     model = args.model.resolve() if args.model else prepare_demo(bench.REPO / ".demo")["model"]
-    source = scratch / f"input_{args.cases}"
-    names = write_cases(source, args.cases)
+    if args.demo_copies:
+        source = scratch / f"demo_copies_{args.cases}"
+        names = copy_demo_cases(source, args.cases)
+    else:
+        source = scratch / f"input_{args.cases}"
+        names = write_cases(source, args.cases)
 
     reference, ours = scratch / "nnunet", scratch / "workflow"
     for folder in (reference, ours):

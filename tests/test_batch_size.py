@@ -3,15 +3,23 @@ stages can overlap prediction, per job slot on a cluster; at most 32 cases a bat
 
 from snakemake.resources import Resource
 
-from nnunet_workflow.planning.batch_size import MAX_AUTO_BATCH, auto_batch_size, run_batch_size
+from nnunet_workflow.planning.batch_size import MAX_AUTO_BATCH, MAX_LOCAL_BATCH, auto_batch_size, run_batch_size
 
 CONFIG = {"batch_size": "auto", "device": "auto", "predict_threads": 2}
 
 
 def test_two_cores_and_one_predict_slot_make_one_batch_of_everything_up_to_the_largest():
     assert auto_batch_size(24, predict_slots=1, cores=2, predict_threads=2, runs_locally=True) == 24
-    assert auto_batch_size(1000, predict_slots=1, cores=2, predict_threads=2, runs_locally=True) == MAX_AUTO_BATCH
+    assert auto_batch_size(100, predict_slots=1, cores=2, predict_threads=2, runs_locally=True) == MAX_AUTO_BATCH
     assert auto_batch_size(0, predict_slots=1, cores=2, predict_threads=2, runs_locally=True) == 1
+
+
+def test_many_cases_locally_make_larger_batches_but_still_two_per_core():
+    # each job's start-up counts: 600 cases on 2 cores in 4 batches of 150 (not 19 of 32)
+    assert auto_batch_size(600, predict_slots=1, cores=2, predict_threads=2, runs_locally=True) == 150
+    assert auto_batch_size(100_000, predict_slots=1, cores=2, predict_threads=2, runs_locally=True) == MAX_LOCAL_BATCH
+    # with cores to spare, three batches per slot until there are two per core
+    assert auto_batch_size(600, predict_slots=1, cores=8, predict_threads=2, runs_locally=True) == 38
 
 
 def test_spare_cores_give_three_batches_per_predict_slot_so_cpu_stages_overlap_prediction():

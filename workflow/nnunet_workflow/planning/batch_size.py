@@ -10,8 +10,11 @@ faster, until the CPU stages of one batch could run beside the prediction of ano
   one's export outside it;
 - on a cluster, where every job also waits in the queue: one batch per job slot (`--jobs`), at least
   CLUSTER_MIN_BATCH cases each.
-Never more than MAX_AUTO_BATCH cases per batch: progress is reported per batch, and a job's reservation is
-its largest case's."""
+At most MAX_AUTO_BATCH cases per batch (progress is reported per batch, and a job's reservation is its largest
+case's), except for a local run of many cases: there every job's start-up (~2 s: a process, a worker importing
+nnU-Net, the model's load) came to more wall time than the cases' own CPU stages (600 demo-sized cases on 2
+cores: 19 batches, 95 jobs), so a batch may hold up to cases / (2 x cores), never more than MAX_LOCAL_BATCH:
+enough batches that the CPU stages of different batches still fill the cores, one job per core."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from .resources import predict_slots
 
 AUTO = "auto"
 MAX_AUTO_BATCH = 32
+MAX_LOCAL_BATCH = 256
 OVERLAP_BATCHES_PER_SLOT = 3
 CLUSTER_MIN_BATCH = 8
 
@@ -32,13 +36,15 @@ def auto_batch_size(cases: int, predict_slots: int, cores: int, predict_threads:
     """Cases per batch for `cases` pending cases (see the module's docstring for the reasoning)."""
     if cases <= 0:
         return 1
+    largest = MAX_AUTO_BATCH
     if runs_locally:
         spare_cores = cores - predict_slots * predict_threads
         batches = max(1, predict_slots) * (OVERLAP_BATCHES_PER_SLOT if spare_cores > 0 else 1)
         smallest = 1
+        largest = min(MAX_LOCAL_BATCH, max(MAX_AUTO_BATCH, math.ceil(cases / (2 * max(1, cores)))))
     else:
         batches, smallest = max(1, max_jobs or cases), CLUSTER_MIN_BATCH
-    return max(1, min(MAX_AUTO_BATCH, max(smallest, math.ceil(cases / batches))))
+    return max(1, min(largest, max(smallest, math.ceil(cases / batches))))
 
 
 def run_batch_size(config: dict, global_resources: dict, cores: int | None, max_jobs: int | None,
