@@ -6,10 +6,11 @@ export in a fresh Python process (the streaming export once per thread count), m
 compares the segmentation files voxel for voxel. The logits are smooth random fields in which every class
 wins somewhere (`--organs`: as a many-organ model gives them, each class far below the background except
 in its own organ-sized blob). Targets: time <= 0.5x nnU-Net's on the joint path and <= 0.15x on the
-separate-z path with 10 classes, <= 0.15x with 118 classes, peak <= 0.25x.
+separate-z path with 10 classes, <= 0.15x with 118 classes, peak <= 0.25x. `--probabilities`: both exports
+with save_probabilities (nnU-Net's, and stages/streaming_probabilities), the .npz compared too.
 
     python benchmarks/export_memory.py [--classes 10] [--joint] [--organs] [--threads 1,2] [--shape Z Y X]
-        [--scratch DIR]
+        [--probabilities] [--scratch DIR]
 """
 
 import argparse
@@ -69,22 +70,28 @@ def write_inputs(folder: Path, classes: int, shape, spacing, organs: bool = Fals
     return logits_path, properties_path
 
 
-def export_once(method: str, model_folder: str, logits_path: str, properties_path: str, output: str) -> None:
+def export_once(method: str, model_folder: str, logits_path: str, properties_path: str, output: str,
+                probabilities: bool = False) -> None:
     """One export in this process, as the workflow's export stage or nnUNetv2_predict would do it."""
     from nnunetv2.inference.export_prediction import export_prediction_from_logits
 
     from nnunet_workflow.nnunet.model import load_model, nnunet_plans
     from nnunet_workflow.stages.streaming_export import NpyChannels, export_streaming
+    from nnunet_workflow.stages.streaming_probabilities import export_with_probabilities
 
     plans_manager, configuration_manager, dataset_json = nnunet_plans(load_model(model_folder))
     with open(properties_path, "rb") as handle:
         properties = pickle.load(handle)
-    if method.startswith("streaming"):
+    threads = int(method.partition(":")[2] or 1)
+    if method.startswith("streaming") and probabilities:
+        export_with_probabilities(NpyChannels(logits_path), properties, configuration_manager, plans_manager,
+                                  dataset_json, output[: -len(".nii.gz")], ".nii.gz", threads=threads)
+    elif method.startswith("streaming"):
         export_streaming(NpyChannels(logits_path), properties, configuration_manager, plans_manager, dataset_json,
-                         output, threads=int(method.partition(":")[2] or 1))
+                         output, threads=threads)
     else:
         export_prediction_from_logits(np.load(logits_path), properties, configuration_manager, plans_manager,
-                                      dataset_json, output[: -len(".nii.gz")])
+                                      dataset_json, output[: -len(".nii.gz")], save_probabilities=probabilities)
 
 
 def main() -> None:
@@ -96,6 +103,7 @@ def main() -> None:
                         help=f"the case's voxels (default {' '.join(map(str, SHAPE))}; smaller for many classes, "
                              "whose nnU-Net export needs ~600 bytes per voxel for 118)")
     parser.add_argument("--threads", default="1,2", help="thread counts of the streaming export, e.g. 1,2,4")
+    parser.add_argument("--probabilities", action="store_true", help="save_probabilities on in both exports")
     parser.add_argument("--scratch", type=Path, default=bench.REPO / ".benchmarks" / "export")
     parser.add_argument("--run", nargs=4, metavar=("METHOD", "MODEL", "LOGITS", "PROPERTIES_AND_OUTPUT"),
                         help=argparse.SUPPRESS)
@@ -103,7 +111,7 @@ def main() -> None:
     if args.run:
         method, model, logits, both = args.run
         properties, output = both.split("::")
-        export_once(method, model, logits, properties, output)
+        export_once(method, model, logits, properties, output, args.probabilities)
         return
 
     import SimpleITK as sitk
@@ -121,7 +129,8 @@ def main() -> None:
     for method in methods:
         output = case / f"{method.replace(':', '_')}.nii.gz"
         output.unlink(missing_ok=True)
-        run = bench.run_measured([sys.executable, __file__, "--run", method, model, logits, f"{properties}::{output}"],
+        run = bench.run_measured([sys.executable, __file__, "--run", method, model, logits, f"{properties}::{output}",
+                                  *(["--probabilities"] if args.probabilities else [])],
                                  env=bench.environment(OMP_NUM_THREADS=1))
         if run["rc"] != 0:
             print(run["stderr"][-3000:])
@@ -140,6 +149,11 @@ def main() -> None:
                   f"{row['seconds'] / nnunet['seconds']:.2f}; speed-up over 1 thread: "
                   f"{one['seconds'] / row['seconds']:.2f}")
     print(f"segmentations identical: {same}")
+    if args.probabilities:
+        expected = np.load(case / "nnunet.npz")["probabilities"] if rows[0]["exit"] == 0 else None
+        print("probabilities identical: " + str(expected is not None and all(
+            np.array_equal(expected, np.load(case / f"{m.replace(':', '_')}.npz")["probabilities"])
+            for m in methods[1:])))
 
 
 if __name__ == "__main__":

@@ -39,8 +39,8 @@ use rule export as member_export with:
         manifest=str(LAYOUT.manifest("{batch}", stage_names.member_pattern("export"))),
     log:
         str(LAYOUT.log(stage_names.member_pattern("export"), "{batch}")),
-    # a member's export keeps its probabilities: nnU-Net's own export, on one thread
-    threads: 1
+    # a member's export keeps its probabilities (streamed slab by slab where streaming_probabilities can)
+    threads: POLICY.threads(stage_names.member_pattern("export"))
     resources:
         mem_mb=POLICY.mem_mb(stage_names.member_pattern("export")),
         runtime=POLICY.runtime(stage_names.member_pattern("export")),

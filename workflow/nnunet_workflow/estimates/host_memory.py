@@ -98,16 +98,27 @@ def slab_threads(voxels: int, wanted: int) -> int:
     return max(1, min(wanted, math.ceil(voxels / SLAB_VOXELS)))
 
 
-def export_bytes(k, s1, s0, separate_work, streaming, save_probabilities, plane=0, threads=1) -> int:
+def export_bytes(k, s1, s0, separate_work, streaming, save_probabilities, plane=0, threads=1,
+                 first_plane=0) -> int:
     """Bytes beyond the base that export holds at its peak (S0 stands in for the cropped volume).
 
     Streaming (streaming_export), the larger of: one class of the logits and its float64 copy on the
     network grid, the running maximum and argmax, the work arrays of one slab (at least a plane on the
     separate-z path) per thread; and writing: the un-cropped segmentation and the writer's copies.
+    Streaming with probabilities (streaming_probabilities): the segmentation and per thread a slab of every
+    class (at least a plane of the output, `first_plane` voxels: its values in float16, the softmax's float32
+    input and output, the bytes written, what the allocator keeps of them) and one class's float64 rows; then,
+    on top, the archive's writing: one class's cropped probabilities and the rows being deflated.
     nnU-Net's export, the larger of: resampling (every class in float64 on the network grid, every
     class resampled in float16, one class's resampling work arrays: `separate_work` bytes per output
     voxel) and the argmax (int64) or the probabilities (float32 of every class, un-cropped copy).
     """
+    if streaming and save_probabilities:
+        # measured (300x512x512, 10 classes, 2 threads): the slabs' phase ~4 bytes per voxel above the base, the
+        # allocator keeping most of it while the archive is written (+4 per voxel: one class)
+        values = k * max(first_plane, min(SLAB_VOXELS // max(1, k), s0))
+        slabs = s0 + (40 * values + 8 * 3 * max(first_plane, 1)) * slab_threads(s0, threads)
+        return max(slabs + 4 * s0 + 4 * SLAB_VOXELS, (LOGITS_BYTES + 8) * s1 + slabs, 3 * s0)
     if streaming:
         work = SLAB_WORK_BYTES * max(plane, min(SLAB_VOXELS, s0)) * slab_threads(s0, threads)
         channels = (LOGITS_BYTES + 8) * s1 + (LOGITS_BYTES + 1) * s0 + work
@@ -116,6 +127,21 @@ def export_bytes(k, s1, s0, separate_work, streaming, save_probabilities, plane=
     if save_probabilities:
         return max(resampling, (LOGITS_BYTES + 8) * k * s0 + 9 * s0)
     return max(resampling, LOGITS_BYTES * k * s0 + 9 * s0)
+
+
+def _target_spacing(model, spacing) -> list[float]:
+    target = list(model.target_spacing)
+    return [spacing[0], *target] if len(target) < len(spacing) else target  # 2d: the first axis keeps its spacing
+
+
+def streams_probabilities(model, spacing) -> bool:
+    """Whether export with probabilities (save_probabilities, an ensemble member's) is streamed for a case of this
+    spacing (stages/streaming_probabilities.supports_probabilities): a label model whose resampling the streaming
+    export reproduces, separate z (if taken) along the first axis."""
+    target = _target_spacing(model, spacing)
+    axis = lowres_axis(spacing, target) if separate_z(spacing, target) else 0
+    regions = any(isinstance(v, (list, tuple)) for v in model.labels.values())
+    return model.streaming_export and not regions and axis == 0
 
 
 def _mb(base_mb: int, nbytes: float) -> int:
@@ -131,14 +157,11 @@ def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_proba
     takes the previous stage's foreground labels as extra (one-hot) input channels. `threads`: the export's
     (`slab_threads`), each resampling its own slab; `preprocess_threads` likewise the preprocessing's.
     """
-    target = list(model.target_spacing)
-    if len(target) < len(shape):  # 2d configuration: the first axis keeps its spacing
-        target = [spacing[0], *target]
+    target = _target_spacing(model, spacing)
     new_shape = resampled_shape(shape, spacing, target)
     s0, s1 = math.prod(shape), math.prod(new_shape)
     c, k = channels, model.num_classes
     separate = separate_z(spacing, target)
-    streaming = model.streaming_export and not save_probabilities
     plane, separate_work = 0, 16  # joint resampling: float64 output and its clipped copy
     if separate:
         axis = lowres_axis(spacing, target)
@@ -146,6 +169,7 @@ def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_proba
         # slices resized in-plane (float64, as many as the network grid has along the axis), then
         # index grids and coordinate maps (int64 and float64, 3 each) and the float64 output
         separate_work = 8 * max(1, new_shape[axis]) / max(1, shape[axis]) + 56
+    streaming = streams_probabilities(model, spacing) if save_probabilities else model.streaming_export
     folds = len(model.folds)
     labels = model.previous_stage.foreground_labels if model.previous_stage is not None else 0
     if model.parallel_preprocessing:
@@ -154,7 +178,8 @@ def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_proba
         preprocess = max((bytes_per_voxel + 4) * c * s0, preprocess_bytes(c, s0, s1, separate))
     if labels:
         preprocess += cascade_preprocess_bytes(c, labels, s0, s1)
-    export = export_bytes(k, s1, s0, separate_work, streaming, save_probabilities, plane, threads)
+    export = export_bytes(k, s1, s0, separate_work, streaming, save_probabilities, plane, threads,
+                          s0 // max(1, shape[0]))
     memory_mb = {"preprocess": _mb(NNUNET_BASE_MB, preprocess),
                  "predict": _mb(PREDICT_BASE_MB, predict_bytes(c + labels, k, s1, folds)),
                  "export": _mb(NNUNET_BASE_MB, export)}

@@ -3,8 +3,10 @@
 to `{results}/{member}/`, and with postprocessing to `{results}/before_postprocessing/`), with every file the
 model's writer writes beside it (Tiff3DIO's spacing `.json`).
 
-The segmentation alone goes through the memory-bounded `streaming_export` (bit-identical to nnU-Net's);
-probabilities, and resampling functions it does not reproduce, go through nnU-Net's own export."""
+The segmentation goes through the memory-bounded `streaming_export`, with probabilities through
+`streaming_probabilities` (both bit-identical to nnU-Net's); what they do not reproduce (other resampling
+functions; with probabilities, region models and separate-z along another axis than the first) goes through
+nnU-Net's own export."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from ..nnunet.model import nnunet_plans
 from ..store.atomic_files import atomic_path, partial_dir, publish_written
 from ..store.records import StageRecord
 from .streaming_export import NpyChannels, export_streaming, supports
+from .streaming_probabilities import export_with_probabilities, save_member_probabilities, supports_probabilities
 
 
 def export_case(_state, job: CaseJob) -> dict:
@@ -29,15 +32,22 @@ def export_case(_state, job: CaseJob) -> dict:
     layout, model = job.layout, job.model
     save_probabilities = job.options.save_probabilities and not job.member_dir  # as asked of the final stage
     plans_manager, configuration_manager, dataset_json = nnunet_plans(model)
-    streaming = not save_probabilities and supports(configuration_manager)
-    logits_path = job.logits()
-    logits = NpyChannels(logits_path) if streaming else np.load(logits_path)
     with open(job.properties(), "rb") as handle:
         properties = pickle.load(handle)
+    if save_probabilities:
+        streaming = supports_probabilities(configuration_manager, plans_manager,
+                                           plans_manager.get_label_manager(dataset_json), properties)
+    else:
+        streaming = supports(configuration_manager)
+    logits_path = job.logits()
+    logits = NpyChannels(logits_path) if streaming else np.load(logits_path)
     final = job.exported()
     with partial_dir(final) as temp_dir:
         truncated = os.path.join(temp_dir, "case")
-        if streaming:
+        if streaming and save_probabilities:
+            export_with_probabilities(logits, properties, configuration_manager, plans_manager, dataset_json,
+                                      truncated, model.file_ending, threads=job.options.threads)
+        elif streaming:
             export_streaming(logits, properties, configuration_manager, plans_manager, dataset_json,
                              truncated + model.file_ending, threads=job.options.threads)
         else:
@@ -55,20 +65,27 @@ def export_case(_state, job: CaseJob) -> dict:
 
 def export_member_case(_state, job: CaseJob) -> dict:
     """An ensemble member's export: its probabilities at the original geometry as nnU-Net's own export computes
-    them for --save_probabilities, saved as .npy for the ensemble to read by slab."""
+    them for --save_probabilities, saved as .npy for the ensemble to read by slab (by streaming_probabilities,
+    slab by slab, where it reproduces them)."""
     from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
 
     plans_manager, configuration_manager, dataset_json = nnunet_plans(job.model)
-    logits = np.load(job.logits())
     with open(job.properties(), "rb") as handle:
         properties = pickle.load(handle)
+    label_manager = plans_manager.get_label_manager(dataset_json)
+    if supports_probabilities(configuration_manager, plans_manager, label_manager, properties):
+        with atomic_path(job.member_probabilities(), suffix=".npy") as temp:
+            shape = save_member_probabilities(NpyChannels(job.logits()), properties, configuration_manager,
+                                              plans_manager, dataset_json, str(temp), threads=job.options.threads)
+        return {"probabilities_shape": list(shape), "probabilities_dtype": "float32", "export_method": "streaming"}
+    logits = np.load(job.logits())
     _, probabilities = convert_predicted_logits_to_segmentation_with_correct_shape(
-        logits, plans_manager, configuration_manager, plans_manager.get_label_manager(dataset_json), properties,
-        return_probabilities=True)
+        logits, plans_manager, configuration_manager, label_manager, properties, return_probabilities=True)
     del logits
     with atomic_path(job.member_probabilities(), suffix=".npy") as temp:
         np.save(temp, probabilities)
-    return {"probabilities_shape": list(probabilities.shape), "probabilities_dtype": str(probabilities.dtype)}
+    return {"probabilities_shape": list(probabilities.shape), "probabilities_dtype": str(probabilities.dtype),
+            "export_method": "nnunet"}
 
 
 def import_export(_model, _options) -> None:
