@@ -140,8 +140,7 @@ def streams_probabilities(model, spacing) -> bool:
     export reproduces, separate z (if taken) along the first axis."""
     target = _target_spacing(model, spacing)
     axis = lowres_axis(spacing, target) if separate_z(spacing, target) else 0
-    regions = any(isinstance(v, (list, tuple)) for v in model.labels.values())
-    return model.streaming_export and not regions and axis == 0
+    return model.streaming_export and not model.has_regions and axis == 0
 
 
 def _mb(base_mb: int, nbytes: float) -> int:

@@ -44,6 +44,11 @@ class ModelInfo:
     architecture: dict | None = None
 
     @property
+    def has_regions(self) -> bool:
+        """Whether the model is region-based (a label maps to a list of labels)."""
+        return has_regions(self.labels)
+
+    @property
     def foreground_labels(self) -> int:
         """Labels other than background and ignore: the one-hot channels a next cascade stage is given."""
         return len([k for k, v in self.labels.items() if k not in ("background", "ignore") and not isinstance(v, list)])
@@ -131,12 +136,16 @@ def default_folds(found: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(f for f in found if f.isdigit())
 
 
+def has_regions(labels: dict) -> bool:
+    """Whether dataset.json's labels define regions (a label maps to a list of labels)."""
+    return any(isinstance(v, (list, tuple)) for k, v in labels.items() if k != "ignore")
+
+
 def count_classes(labels: dict) -> int:
     """Number of output channels: one per label, or one per region for region-based models."""
-    regions = [v for k, v in labels.items() if k != "ignore"]
-    if any(isinstance(v, (list, tuple)) for v in regions):
+    if has_regions(labels):
         return len([v for k, v in labels.items() if k not in ("background", "ignore")])
-    return len(regions)
+    return len([v for k, v in labels.items() if k != "ignore"])
 
 
 def model_configuration(folder: Path, checkpoint_path: Path, given: str | None, fallback: str | None = None) -> str:
@@ -262,28 +271,28 @@ def resampling_kwargs(configuration: dict) -> dict:
     return dict(configuration.get("resampling_fn_probabilities_kwargs") or {})
 
 
+def _default_resampling(configuration: dict, which: str, orders) -> bool:
+    """Whether the configuration's `resampling_fn_{which}` is nnU-Net's default function on non-segmentation
+    values, of a spline order in `orders`, nearest along z on the separate-z path."""
+    kwargs = dict(configuration.get(f"resampling_fn_{which}_kwargs") or {})
+    return (
+        configuration.get(f"resampling_fn_{which}") == NNUNET_RESAMPLING
+        and not kwargs.get("is_seg", False)
+        and kwargs.get("order", 3) in orders
+        and kwargs.get("order_z", 0) == 0
+    )
+
+
 def supports_configuration(configuration: dict) -> bool:
     """Whether the configuration's probability resampling (its dict in plans.json, inheritance applied) is one
     the memory-bounded export reproduces exactly (stages/streaming_export.supports)."""
-    kwargs = resampling_kwargs(configuration)
-    return (
-        configuration.get("resampling_fn_probabilities") == NNUNET_RESAMPLING
-        and not kwargs.get("is_seg", False)
-        and kwargs.get("order", 3) in (0, 1)
-        and kwargs.get("order_z", 0) == 0
-    )
+    return _default_resampling(configuration, "probabilities", (0, 1))
 
 
 def supports_data_configuration(configuration: dict) -> bool:
     """Whether the configuration's image resampling (its dict in plans.json) is one the parallel preprocessing
     reproduces exactly (stages/image_resampling): nnU-Net's default function on images, nearest along z."""
-    kwargs = dict(configuration.get("resampling_fn_data_kwargs") or {})
-    return (
-        configuration.get("resampling_fn_data") == NNUNET_RESAMPLING
-        and not kwargs.get("is_seg", False)
-        and kwargs.get("order", 3) in range(6)
-        and kwargs.get("order_z", 0) == 0
-    )
+    return _default_resampling(configuration, "data", range(6))
 
 
 def _resolve_configuration(plans: dict, name: str) -> dict:

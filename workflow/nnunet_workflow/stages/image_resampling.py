@@ -22,17 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..estimates.host_memory import SLAB_VOXELS  # voxels per chunk of work handed to a thread
+from .streaming_export import channel_range
 from .zoom_kernel import ZOOM_KERNEL, nearest_indices, separate_z_path
 
 SPLINE_PAD = 12  # scipy's zoom pads by this much (mode 'nearest') before its spline filter
-
-
-def _value_range(channel: np.ndarray) -> tuple[float, float]:
-    """The channel's (min, max) as skimage's resize clips to them (of its numbers, where any is NaN)."""
-    low = np.min(channel)
-    if np.isnan(low):
-        return float(np.nanmin(channel)), float(np.nanmax(channel))
-    return float(low), float(np.max(channel))
 
 
 def _chunks(length: int, per_chunk: int) -> list[tuple[int, int]]:
@@ -79,7 +72,7 @@ def _joint_channel(channel: np.ndarray, out: np.ndarray, order: int, run, slab_v
 
         out[...] = resize(channel.astype(float), out.shape, order, mode="edge", anti_aliasing=False)
         return
-    low, high = _value_range(channel)
+    low, high = channel_range(channel[None], 0, max(1, channel.shape[0]))
     zoom = np.divide(channel.shape, out.shape).astype(np.float64)
     if order > 1:
         source, npad = spline_coefficients(channel, order, run, slab_voxels), SPLINE_PAD

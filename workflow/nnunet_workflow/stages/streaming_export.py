@@ -100,7 +100,7 @@ def _rows(logits, index: int, start: int, stop: int) -> np.ndarray:
     return np.asarray(logits[index, start:stop])
 
 
-def _channel_range(logits, index: int, rows: int) -> tuple[float, float]:
+def channel_range(logits, index: int, rows: int) -> tuple[float, float]:
     """A channel's (min, max) as skimage's resize clips to them (of the values that are numbers, if any is NaN),
     read `rows` rows at a time."""
     low, high = math.inf, -math.inf
@@ -267,6 +267,31 @@ def _reach(n_in: int, n_out: int, order: int, start: int, stop: int, first: int,
     return (start + int(hit[0]), start + int(hit[-1]) + 1) if hit.size else (start, start)
 
 
+def source_window(n_in: int, n_out: int, start: int, stop: int) -> tuple[np.ndarray, int, int]:
+    """The source coordinates of output rows start..stop-1 along the first axis, and the first and last source
+    rows linear interpolation reads for them (clamped to the channel)."""
+    first_axis = grid_coordinates(n_in, n_out, start, stop)
+    low = min(max(0, math.floor(first_axis[0])), n_in - 1)
+    high = min(max(0, math.floor(first_axis[-1]) + 1), n_in - 1)
+    return first_axis, low, high
+
+
+def separate_planes(sources, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """On the separate-z path, the distinct source slices output slices start:stop take (sorted), and for each
+    output slice the index of its source among them."""
+    taken = sources[start:stop]
+    distinct = np.unique(taken)
+    return distinct, np.searchsorted(distinct, taken)
+
+
+def resized_planes(source: np.ndarray, distinct: np.ndarray, plane_shape, order: int) -> tuple[np.ndarray, bool]:
+    """The `distinct` slices of `source` (rows distinct[0]..distinct[-1] of a channel) resized in-plane as skimage's
+    resize does (float64), and whether they were all finite."""
+    planes = source[distinct - distinct[0]].astype(float)
+    finite = bool(np.isfinite(planes).all())
+    return _resize_planes(planes, plane_shape, order, finite), finite
+
+
 def _joint_slab(logits, fold: _Fold, ranges, new_shape, order: int, start: int, stop: int) -> None:
     """Rows start:stop of the output on the joint path: each class resampled as zoom does (grid mode, edge
     'nearest'; skimage's resize) from only the source rows around them, clipped to the class's range."""
@@ -274,9 +299,7 @@ def _joint_slab(logits, fold: _Fold, ranges, new_shape, order: int, start: int, 
 
     n_in = logits.shape[1]
     zoom = np.divide(logits.shape[1:], new_shape).astype(np.float64)
-    first_axis = grid_coordinates(n_in, new_shape[0], start, stop)
-    low = min(max(0, math.floor(first_axis[0])), n_in - 1)
-    high = min(max(0, math.floor(first_axis[-1]) + 1), n_in - 1)
+    first_axis, low, high = source_window(n_in, new_shape[0], start, stop)
     shape = (stop - start, *new_shape[1:])
     kernel = ZOOM_KERNEL
     channel_rows = _channel_rows(logits.shape[1:]) if kernel else None
@@ -320,14 +343,9 @@ def _joint_slab(logits, fold: _Fold, ranges, new_shape, order: int, start: int, 
 def _separate_slab(logits, fold: _Fold, new_shape, order: int, sources, start: int, stop: int) -> None:
     """Output slices start:stop on nnU-Net's separate-z path along the first axis: each class's nearest source
     slices, each resized in-plane as skimage's resize does (zoom, then clipped to the slice's range)."""
-    taken = sources[start:stop]
-    distinct = np.unique(taken)
-    low, high = int(distinct[0]), int(distinct[-1])
-    where = np.searchsorted(distinct, taken)
-    for index, source in fold.candidates(logits, low, high):
-        planes = source[distinct - low].astype(float)
-        finite = bool(np.isfinite(planes).all())
-        resized = _resize_planes(planes, new_shape[1:], order, finite)
+    distinct, where = separate_planes(sources, start, stop)
+    for index, source in fold.candidates(logits, int(distinct[0]), int(distinct[-1])):
+        resized, finite = resized_planes(source, distinct, new_shape[1:], order)
         fold.add(index, resized[where], finite=finite)
 
 
@@ -390,7 +408,7 @@ def segmentation_from_logits(logits, new_shape, current_spacing, new_spacing, la
         ranges = [(-math.inf, math.inf)] * logits.shape[0]  # no resampling: the values as they are
     elif not do_separate_z:
         source_rows = max(1, slab_voxels // max(1, math.prod(logits.shape[2:])))
-        ranges = [_channel_range(logits, index, source_rows) for index in range(logits.shape[0])]
+        ranges = [channel_range(logits, index, source_rows) for index in range(logits.shape[0])]
     sources = nearest_indices(logits.shape[1], new_shape[0]) if do_separate_z and not unchanged else None
 
     def one_slab(slab):
@@ -421,21 +439,33 @@ def export_streaming(logits, properties: dict, configuration_manager, plans_mana
                      output_file: str, slab_voxels: int = SLAB_VOXELS, threads: int = 1) -> None:
     """Write the segmentation file exactly as export_prediction_from_logits(save_probabilities=False) does,
     resampling `threads` slabs at once."""
+    label_manager = plans_manager.get_label_manager(dataset_json)
+    cropped_shape, current_spacing, new_spacing = export_geometry(properties, configuration_manager, plans_manager)
+    write_segmentation(  # the cropped segmentation held by the call alone: freed once put back into the image
+        segmentation_from_logits(logits, cropped_shape, current_spacing, new_spacing, label_manager,
+                                 resampling_kwargs(configuration_manager.configuration), slab_voxels, threads),
+        properties, plans_manager, label_manager, output_file)
+
+
+def export_geometry(properties: dict, configuration_manager, plans_manager) -> tuple[list[int], list, list]:
+    """(cropped shape, current spacing, new spacing) of the export's resampling, as nnU-Net's export computes them:
+    from the network's grid (the target spacing; a 2d configuration keeps the first axis's) to the crop's."""
+    spacing_transposed = [properties["spacing"][i] for i in plans_manager.transpose_forward]
+    cropped_shape = [int(n) for n in properties["shape_after_cropping_and_before_resampling"]]
+    current = configuration_manager.spacing if len(configuration_manager.spacing) == len(cropped_shape) \
+        else [spacing_transposed[0], *configuration_manager.spacing]
+    return cropped_shape, current, spacing_transposed
+
+
+def write_segmentation(segmentation: np.ndarray, properties: dict, plans_manager, label_manager,
+                       output_file: str) -> None:
+    """Write a cropped segmentation as nnU-Net's export does: put back into the uncropped image (uint8, or uint16
+    from 255 foreground labels), transposed back, with the model's writer."""
     from acvl_utils.cropping_and_padding.bounding_boxes import insert_crop_into_image
 
-    label_manager = plans_manager.get_label_manager(dataset_json)
-    spacing_transposed = [properties["spacing"][i] for i in plans_manager.transpose_forward]
-    cropped_shape = properties["shape_after_cropping_and_before_resampling"]
-    current_spacing = configuration_manager.spacing if len(configuration_manager.spacing) == len(cropped_shape) \
-        else [spacing_transposed[0], *configuration_manager.spacing]
-    segmentation = segmentation_from_logits(
-        logits, cropped_shape, current_spacing, spacing_transposed, label_manager,
-        resampling_kwargs(configuration_manager.configuration), slab_voxels, threads,
-    )
     label_dtype = np.uint8 if len(label_manager.foreground_labels) < 255 else np.uint16
-    reverted = np.zeros(properties["shape_before_cropping"], dtype=label_dtype)
-    reverted = insert_crop_into_image(reverted, segmentation, properties["bbox_used_for_cropping"])
+    reverted = insert_crop_into_image(np.zeros(properties["shape_before_cropping"], dtype=label_dtype), segmentation,
+                                      properties["bbox_used_for_cropping"])
     del segmentation
-    reverted = reverted.transpose(plans_manager.transpose_backward)
     writer = plans_manager.image_reader_writer_class()
-    writer.write_seg(reverted, output_file, properties)
+    writer.write_seg(reverted.transpose(plans_manager.transpose_backward), output_file, properties)

@@ -34,8 +34,18 @@ import numpy as np
 
 from ..estimates.host_memory import SLAB_VOXELS
 from ..nnunet.model import resampling_kwargs
-from .streaming_export import _channel_range, _channel_rows, _resize_planes, _rows, supports
-from .zoom_kernel import ZOOM_KERNEL, grid_coordinates, nearest_indices, separate_z_path
+from .streaming_export import (
+    _channel_rows,
+    _rows,
+    channel_range,
+    export_geometry,
+    resized_planes,
+    separate_planes,
+    source_window,
+    supports,
+    write_segmentation,
+)
+from .zoom_kernel import ZOOM_KERNEL, nearest_indices, separate_z_path
 
 # Voxels a slab's first voxel (from the start of its softmax range) and its size are multiples of (but the range's
 # last slab's size): a multiple of the vector width of torch's softmax on any CPU (4 to 16 float32 lanes).
@@ -49,20 +59,11 @@ def nnunet_export_threads() -> int:
     return default_num_processes
 
 
-def _geometry(properties: dict, configuration_manager, plans_manager):
-    """(cropped shape, current spacing, new spacing) of the export's resampling, as nnU-Net computes them."""
-    spacing_transposed = [properties["spacing"][i] for i in plans_manager.transpose_forward]
-    cropped_shape = [int(n) for n in properties["shape_after_cropping_and_before_resampling"]]
-    current = configuration_manager.spacing if len(configuration_manager.spacing) == len(cropped_shape) \
-        else [spacing_transposed[0], *configuration_manager.spacing]
-    return cropped_shape, current, spacing_transposed
-
-
 def supports_probabilities(configuration_manager, plans_manager, label_manager, properties: dict) -> bool:
     """Whether this case's export with probabilities is one this module reproduces exactly."""
     if label_manager.has_regions or not supports(configuration_manager) or ZOOM_KERNEL is None:
         return False
-    cropped_shape, current, new = _geometry(properties, configuration_manager, plans_manager)
+    cropped_shape, current, new = export_geometry(properties, configuration_manager, plans_manager)
     do_separate_z, axis = separate_z_path(resampling_kwargs(configuration_manager.configuration), current, new)
     return not (do_separate_z and axis != 0)
 
@@ -100,30 +101,28 @@ class _Resampler:
         self.ranges = None
         if not (self.unchanged or self.separate):
             source_rows = max(1, SLAB_VOXELS // max(1, math.prod(logits.shape[2:])))
-            self.ranges = [_channel_range(logits, k, source_rows) for k in range(logits.shape[0])]
+            self.ranges = [channel_range(logits, k, source_rows) for k in range(logits.shape[0])]
 
     def rows(self, index: int, start: int, stop: int) -> np.ndarray:
         logits = self.logits
         if self.unchanged:
             return _rows(logits, index, start, stop)
         if self.separate:
-            taken = self.sources[start:stop]
-            distinct = np.unique(taken)
-            planes = _rows(logits, index, int(distinct[0]), int(distinct[-1]) + 1)[distinct - distinct[0]]
-            planes = planes.astype(float)
-            resized = _resize_planes(planes, self.new_shape[1:], self.order, bool(np.isfinite(planes).all()))
-            return resized[np.searchsorted(distinct, taken)]
-        n_in = logits.shape[1]
-        first_axis = grid_coordinates(n_in, self.new_shape[0], start, stop)
-        low = min(max(0, math.floor(first_axis[0])), n_in - 1)
-        high = min(max(0, math.floor(first_axis[-1]) + 1), n_in - 1)
-        channel_rows = _channel_rows(logits.shape[1:])
+            distinct, where = separate_planes(self.sources, start, stop)
+            source = _rows(logits, index, int(distinct[0]), int(distinct[-1]) + 1)
+            return resized_planes(source, distinct, self.new_shape[1:], self.order)[0][where]
+        _, low, high = source_window(logits.shape[1], self.new_shape[0], start, stop)
         block = np.empty((stop - start, *self.new_shape[1:]), dtype=np.float64)
-        ZOOM_KERNEL(channel_rows.window(low, _rows(logits, index, low, high + 1)), self.zoom, start, block,
-                    self.order)
-        channel_rows.release(low, high + 1 - low)
+        ZOOM_KERNEL(_channel_rows(logits.shape[1:]).window(low, _rows(logits, index, low, high + 1)), self.zoom,
+                    start, block, self.order)
         np.clip(block, *self.ranges[index], out=block)
         return block
+
+    def release(self, start: int, stop: int) -> None:
+        """Give back this thread's source rows of output rows start:stop, once every class has been resampled."""
+        if not (self.unchanged or self.separate):
+            _, low, high = source_window(self.logits.shape[1], self.new_shape[0], start, stop)
+            _channel_rows(self.logits.shape[1:]).release(low, high + 1 - low)
 
 
 def _uncropped_rows(cropped: np.ndarray, bbox, shape, fill: float, axis: int, start: int, stop: int) -> np.ndarray:
@@ -171,7 +170,7 @@ def _probabilities_to_scratch(logits, properties: dict, configuration_manager, p
     class), `threads` slabs at once; returns the segmentation nnU-Net takes from them (cropped)."""
     import torch
 
-    cropped_shape, current, new = _geometry(properties, configuration_manager, plans_manager)
+    cropped_shape, current, new = export_geometry(properties, configuration_manager, plans_manager)
     resampler = _Resampler(logits, cropped_shape, current, new, resampling_kwargs(configuration_manager.configuration))
     classes, dtype = logits.shape[0], logits.dtype
     count, plane = math.prod(cropped_shape), math.prod(cropped_shape[1:])
@@ -188,6 +187,7 @@ def _probabilities_to_scratch(logits, properties: dict, configuration_manager, p
         values = np.empty((classes, last - first), dtype=dtype)
         for k in range(classes):
             values[k] = resampler.rows(k, start, stop).reshape(-1)[offset:offset + last - first]
+        resampler.release(start, stop)
         with torch.no_grad():
             probabilities = label_manager.apply_inference_nonlin(values)
         voxels[first:last] = label_manager.convert_probabilities_to_segmentation(probabilities.numpy())
@@ -209,47 +209,42 @@ def _probabilities_to_scratch(logits, properties: dict, configuration_manager, p
     return segmentation
 
 
+def _write_probabilities(logits, properties: dict, configuration_manager, plans_manager, label_manager, out,
+                         scratch: str, threads: int, slab_voxels: int) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Write to `out` the .npy form of the probabilities nnU-Net's export returns, through the file `scratch`
+    (removed after); return the segmentation taken from them (cropped) and their shape."""
+    try:
+        segmentation = _probabilities_to_scratch(logits, properties, configuration_manager, plans_manager,
+                                                 label_manager, scratch, threads, slab_voxels)
+        return segmentation, _write_uncropped(scratch, logits.shape[0], segmentation.shape, properties,
+                                              plans_manager.transpose_backward, out)
+    finally:
+        if os.path.exists(scratch):
+            os.remove(scratch)
+
+
 def export_with_probabilities(logits, properties: dict, configuration_manager, plans_manager, dataset_json: dict,
                               output_truncated: str, file_ending: str, threads: int = 1,
                               slab_voxels: int = SLAB_VOXELS) -> None:
     """Write `{output_truncated}{file_ending}`, `.npz` and `.pkl` exactly as export_prediction_from_logits(...,
     save_probabilities=True) does, `threads` slabs at once (a case `supports_probabilities` accepts)."""
-    from acvl_utils.cropping_and_padding.bounding_boxes import insert_crop_into_image
-
     label_manager = plans_manager.get_label_manager(dataset_json)
-    scratch = output_truncated + ".probabilities.part"
-    try:
-        segmentation = _probabilities_to_scratch(logits, properties, configuration_manager, plans_manager,
-                                                 label_manager, scratch, threads, slab_voxels)
-        with zipfile.ZipFile(output_truncated + ".npz", mode="w", compression=zipfile.ZIP_DEFLATED,
-                             allowZip64=True) as archive, \
-                archive.open("probabilities.npy", "w", force_zip64=True) as entry:
-            _write_uncropped(scratch, logits.shape[0], segmentation.shape, properties,
-                             plans_manager.transpose_backward, entry)
-    finally:
-        if os.path.exists(scratch):
-            os.remove(scratch)
+    with zipfile.ZipFile(output_truncated + ".npz", mode="w", compression=zipfile.ZIP_DEFLATED,
+                         allowZip64=True) as archive, \
+            archive.open("probabilities.npy", "w", force_zip64=True) as entry:
+        segmentation, _ = _write_probabilities(logits, properties, configuration_manager, plans_manager,
+                                               label_manager, entry, output_truncated + ".probabilities.part",
+                                               threads, slab_voxels)
     with open(output_truncated + ".pkl", "wb") as handle:
         pickle.dump(properties, handle)
-    label_dtype = np.uint8 if len(label_manager.foreground_labels) < 255 else np.uint16
-    reverted = insert_crop_into_image(np.zeros(properties["shape_before_cropping"], dtype=label_dtype), segmentation,
-                                      properties["bbox_used_for_cropping"])
-    writer = plans_manager.image_reader_writer_class()
-    writer.write_seg(reverted.transpose(plans_manager.transpose_backward), output_truncated + file_ending, properties)
+    write_segmentation(segmentation, properties, plans_manager, label_manager, output_truncated + file_ending)
 
 
 def save_member_probabilities(logits, properties: dict, configuration_manager, plans_manager, dataset_json: dict,
                               path: str, threads: int = 1, slab_voxels: int = SLAB_VOXELS) -> tuple[int, ...]:
     """Save as .npy at `path` the probabilities nnU-Net's convert_predicted_logits_to_segmentation_with_correct_shape
     (return_probabilities=True) returns, for an ensemble member; return their shape."""
-    scratch = path + ".probabilities.part"
-    try:
-        segmentation = _probabilities_to_scratch(logits, properties, configuration_manager, plans_manager,
-                                                 plans_manager.get_label_manager(dataset_json), scratch, threads,
-                                                 slab_voxels)
-        with open(path, "wb") as out:
-            return _write_uncropped(scratch, logits.shape[0], segmentation.shape, properties,
-                                    plans_manager.transpose_backward, out)
-    finally:
-        if os.path.exists(scratch):
-            os.remove(scratch)
+    with open(path, "wb") as out:
+        return _write_probabilities(logits, properties, configuration_manager, plans_manager,
+                                    plans_manager.get_label_manager(dataset_json), out, path + ".probabilities.part",
+                                    threads, slab_voxels)[1]
