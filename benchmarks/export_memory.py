@@ -7,10 +7,11 @@ compares the segmentation files voxel for voxel. The logits are smooth random fi
 wins somewhere (`--organs`: as a many-organ model gives them, each class far below the background except
 in its own organ-sized blob). Targets: time <= 0.5x nnU-Net's on the joint path and <= 0.15x on the
 separate-z path with 10 classes, <= 0.15x with 118 classes, peak <= 0.25x. `--probabilities`: both exports
-with save_probabilities (nnU-Net's, and stages/streaming_probabilities), the .npz compared too.
+with save_probabilities (nnU-Net's, and stages/streaming_probabilities), the .npz compared too. `--torch`: plans
+of nnU-Net's torch-resampling planner (`resample_torch_fornnunet`, exported a class at a time here).
 
     python benchmarks/export_memory.py [--classes 10] [--joint] [--organs] [--threads 1,2] [--shape Z Y X]
-        [--probabilities] [--scratch DIR]
+        [--probabilities] [--torch] [--scratch DIR]
 """
 
 import argparse
@@ -22,7 +23,7 @@ import numpy as np
 
 from nnunet_workflow.dev import bench
 from nnunet_workflow.dev.demo_model import prepare_demo
-from nnunet_workflow.dev.synthetic_model import build_random_model
+from nnunet_workflow.dev.synthetic_model import build_random_model, torch_resampling_configuration
 from nnunet_workflow.estimates.host_memory import separate_z
 
 TARGET_SPACING = (2.0, 1.5, 1.5)
@@ -104,6 +105,7 @@ def main() -> None:
                              "whose nnU-Net export needs ~600 bytes per voxel for 118)")
     parser.add_argument("--threads", default="1,2", help="thread counts of the streaming export, e.g. 1,2,4")
     parser.add_argument("--probabilities", action="store_true", help="save_probabilities on in both exports")
+    parser.add_argument("--torch", action="store_true", help="plans resampling with nnU-Net's torch function")
     parser.add_argument("--scratch", type=Path, default=bench.REPO / ".benchmarks" / "export")
     parser.add_argument("--run", nargs=4, metavar=("METHOD", "MODEL", "LOGITS", "PROPERTIES_AND_OUTPUT"),
                         help=argparse.SUPPRESS)
@@ -119,7 +121,12 @@ def main() -> None:
     scratch = args.scratch.resolve()
     shape, spacing = tuple(args.shape), (JOINT_SPACING if args.joint else SPACING)
     demo = prepare_demo(bench.REPO / ".demo")
-    model = build_random_model(demo["model"], scratch / f"model_{args.classes}", args.classes, TARGET_SPACING)
+    if args.torch:
+        model = build_random_model(demo["model"], scratch / f"model_{args.classes}", args.classes, TARGET_SPACING,
+                                   configuration="3d_fullres_torchres",
+                                   configurations={"3d_fullres_torchres": torch_resampling_configuration()})
+    else:
+        model = build_random_model(demo["model"], scratch / f"model_{args.classes}", args.classes, TARGET_SPACING)
     case = scratch / (f"case_{args.classes}{'_joint' if args.joint else ''}{'_organs' if args.organs else ''}"
                       + ("" if shape == SHAPE else "_" + "x".join(map(str, shape))))
     logits, properties = write_inputs(case, args.classes, shape, spacing, args.organs)
@@ -140,7 +147,8 @@ def main() -> None:
         np.array_equal(reference, sitk.GetArrayFromImage(sitk.ReadImage(str(case / f"{m.replace(':', '_')}.nii.gz"))))
         for m in methods[1:])
     print(f"{args.classes} classes{' (organs)' if args.organs else ''}, logits {grid} (float16) -> {list(shape)} at "
-          f"{list(spacing)} mm, separate z: {separate_z(spacing, TARGET_SPACING)}")
+          f"{list(spacing)} mm, " + ("nnU-Net's torch resampling, joint (force_separate_z: False)" if args.torch
+                                     else f"separate z: {separate_z(spacing, TARGET_SPACING)}"))
     print(bench.format_table(rows))
     nnunet, one = rows[0], rows[1]
     for row in rows[1:]:

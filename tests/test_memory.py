@@ -62,13 +62,20 @@ def test_streaming_export_estimate_does_not_grow_with_classes(two_channel_model)
     nnunet_export = replace(many, streaming_export=False)
     assert memory.stage_estimates(ct, spacing, 2, 2, nnunet_export).memory_mb["export"] > \
         3 * memory.stage_estimates(ct, spacing, 2, 2, many).memory_mb["export"]
-    # with probabilities: streamed (streaming_probabilities) for label models, nnU-Net's export for regions
+    # with probabilities: streamed (streaming_probabilities), for label and region models
     streamed = memory.stage_estimates(ct, spacing, 2, 2, many, save_probabilities=True).memory_mb["export"]
     assert 3 * streamed < memory.stage_estimates(ct, spacing, 2, 2, nnunet_export,
                                                  save_probabilities=True).memory_mb["export"]
-    regions = replace(many, labels={"background": 0, "whole": [1, 2], "core": [2]}, num_classes=2)
-    assert memory.stage_estimates(ct, spacing, 2, 2, regions, save_probabilities=True).memory_mb["export"] > \
-        3 * memory.stage_estimates(ct, spacing, 2, 2, regions).memory_mb["export"]
+    regions = replace(many, labels={"background": 0, **{f"r{i}": list(range(i, 50)) for i in range(1, 50)}})
+    streamed = memory.stage_estimates(ct, spacing, 2, 2, regions, save_probabilities=True).memory_mb["export"]
+    assert 3 * streamed < memory.stage_estimates(ct, spacing, 2, 2, replace(regions, streaming_export=False),
+                                                 save_probabilities=True).memory_mb["export"]
+    # nnU-Net's torch resampling: a class at a time (stages/torch_resampling), whatever K
+    torch_plans = replace(many, torch_resampling=True)
+    assert memory.stage_estimates(ct, spacing, 2, 2, torch_plans).memory_mb["export"] == \
+        memory.stage_estimates(ct, spacing, 2, 2, replace(few, torch_resampling=True)).memory_mb["export"]
+    assert 3 * memory.stage_estimates(ct, spacing, 2, 2, torch_plans).memory_mb["export"] < \
+        memory.stage_estimates(ct, spacing, 2, 2, nnunet_export).memory_mb["export"]
 
 
 def test_a_cascade_stage_reserves_for_the_previous_stage_segmentation_and_its_one_hot_channels(two_channel_model):

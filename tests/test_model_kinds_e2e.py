@@ -1,7 +1,8 @@
 """Model kinds end to end against the nnU-Net CLI, on random-weight models built from the demo's real
 plans (identity needs no training): nnU-Net's fold rules and the averaging of several folds; the 2d
-and 3d_lowres configurations; a region-based model (overlapping regions, `regions_class_order`); the
-cascade (3d_lowres, then 3d_cascade_fullres on its segmentations)."""
+and 3d_lowres configurations; plans of nnU-Net's torch-resampling planner (with probabilities); a
+region-based model (overlapping regions, `regions_class_order`); the cascade (3d_lowres, then
+3d_cascade_fullres on its segmentations)."""
 
 import json
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 import SimpleITK as sitk
 from e2e import BIN, assert_same_image, run_nnunet_predict, run_workflow
 
-from nnunet_workflow.dev.synthetic_model import build_random_model
+from nnunet_workflow.dev.synthetic_model import build_random_model, torch_resampling_configuration
 
 pytestmark = pytest.mark.slow
 
@@ -51,10 +52,14 @@ KINDS = {
     "2d": {"configuration": "2d"},
     "3d_lowres": {"configuration": "3d_lowres", "configurations": {"3d_lowres": LOWRES}},
     # BraTS-style overlapping regions: "whole" covers both objects, "box" one of them, painted in that order
+    # (with probabilities)
     "regions": {"dataset_changes": {"labels": {"background": 0, "whole": [1, 2], "box": 2},
                                     "regions_class_order": [1, 2]}},
     # read and written with nibabel instead of SimpleITK (validate reads through it too)
     "nibabel": {"plans_changes": {"image_reader_writer": "NibabelIO"}},
+    # resampled by torch (nnU-Net's own preprocessing; the export by classes), with probabilities
+    "torchres": {"configuration": "3d_fullres_torchres", "target_spacing": (1.3, 1.2, 1.1),
+                 "configurations": {"3d_fullres_torchres": torch_resampling_configuration()}},
 }
 
 
@@ -63,13 +68,20 @@ def test_model_kind_is_identical_to_nnunetv2_predict(demo, two_cases, tmp_path, 
     model = build_random_model(demo["model"], tmp_path / "nnUNet_results" / "Dataset997_Kinds", seed=11,
                                **KINDS[kind])
     source, cases = two_cases
-    run_workflow(model, source, tmp_path / "results", tta="false")
-    run_nnunet_predict(model, source, tmp_path / "reference", "--disable_tta")
+    probabilities = ["--save_probabilities"] if kind in ("torchres", "regions") else []
+    run_workflow(model, source, tmp_path / "results", tta="false",
+                 **({"save_probabilities": "true"} if probabilities else {}))
+    run_nnunet_predict(model, source, tmp_path / "reference", "--disable_tta", *probabilities)
     for case in cases:
         assert_same_image(tmp_path / "results" / f"{case}.nii.gz", tmp_path / "reference" / f"{case}.nii.gz")
+        if probabilities:
+            ours = np.load(tmp_path / "results" / f"{case}.npz")["probabilities"]
+            assert np.array_equal(ours, np.load(tmp_path / "reference" / f"{case}.npz")["probabilities"])
     exports = [json.loads(p.read_text()) for p in (tmp_path / "results" / "work").glob("*/a1/export.json")]
     assert len(exports) == len(cases) and all(e["status"] == "done" for e in exports)
-    if kind == "regions":  # the streaming export's region path ran, and painted both regions
+    if kind == "torchres":  # the logits resampled by classes, the probabilities streamed
+        assert {e["export_method"] for e in exports} == {"streaming"}
+    if kind == "regions":  # the streamed probabilities' region path ran, and painted both regions
         assert {e["export_method"] for e in exports} == {"streaming"}
         labels = np.unique(sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "results" / f"{cases[0]}.nii.gz"))))
         assert set(labels) <= {0, 1, 2} and len(labels) > 1

@@ -117,8 +117,14 @@ def test_supports_only_what_it_reproduces():
 
     assert streaming_export.supports(Configuration(resampling_fn_probabilities="resample_data_or_seg_to_shape",
                                                    resampling_fn_probabilities_kwargs=PROBABILITY_KWARGS))
+    assert streaming_export.supports(Configuration(resampling_fn_probabilities="resample_torch_fornnunet",
+                                                   resampling_fn_probabilities_kwargs={"is_seg": False}))
     for unsupported in ({"resampling_fn_probabilities": "resample_torch_fornnunet",
-                         "resampling_fn_probabilities_kwargs": {}},
+                         "resampling_fn_probabilities_kwargs": {"mode": "bicubic"}},
+                        {"resampling_fn_probabilities": "resample_torch_fornnunet",
+                         "resampling_fn_probabilities_kwargs": {"num_threads": 1}},
+                        {"resampling_fn_probabilities": "resample_torch_fornnunet",
+                         "resampling_fn_probabilities_kwargs": {"is_seg": True}},
                         {"resampling_fn_probabilities": "resample_data_or_seg_to_shape",
                          "resampling_fn_probabilities_kwargs": {**PROBABILITY_KWARGS, "order": 3}},
                         {"resampling_fn_probabilities": "resample_data_or_seg_to_shape",

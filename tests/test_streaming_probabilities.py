@@ -1,7 +1,7 @@
 """Export with save_probabilities, slab by slab: the segmentation, the .npz probabilities and the .pkl equal what
 nnU-Net's export_prediction_from_logits(save_probabilities=True) writes, for joint and separate-z resampling,
-an unchanged shape, a crop, a transposition, many classes, several threads and slabs of a few rows; and region
-models and separate-z along another axis are left to nnU-Net's export."""
+separate z along another axis than the first, an unchanged shape, a crop, a transposition, many classes, nnU-Net's
+torch resampling, region models (sigmoid), several threads and slabs of a few rows."""
 
 import json
 import pickle
@@ -17,13 +17,19 @@ pytestmark = pytest.mark.slow  # the demo model's plans (built once per CI run)
 pytest.importorskip("nnunetv2")
 
 
-def plans_of(demo, spacing, transpose=(0, 1, 2), classes=3):
+# the probability resampling of nnU-Net's *_torchres planners (nnUNetPlannerResEncL_torchres's)
+TORCH_RESAMPLING = {"resampling_fn_probabilities": "resample_torch_fornnunet",
+                    "resampling_fn_probabilities_kwargs": {"is_seg": False, "memefficient_seg_resampling": False}}
+
+
+def plans_of(demo, spacing, transpose=(0, 1, 2), classes=3, resampling=None):
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     plans = json.loads((demo["model"] / "plans.json").read_text())
     plans["transpose_forward"] = list(transpose)
     plans["transpose_backward"] = [list(transpose).index(i) for i in range(3)]
     plans["configurations"]["3d_fullres"]["spacing"] = list(spacing)
+    plans["configurations"]["3d_fullres"].update(resampling or {})
     dataset = json.loads((demo["model"] / "dataset.json").read_text())
     dataset["labels"] = {"background": 0, **{f"c{i}": i for i in range(1, classes)}}
     manager = PlansManager(plans)
@@ -51,16 +57,21 @@ CASES = {
                    (8, 33, 28)),
     "unchanged": ((1.0, 1.0, 1.0), (0, 1, 2), (12, 14, 16), (1.0, 1.0, 1.0), [[0, 12], [1, 13], [0, 16]],
                   (12, 12, 16)),
+    "separate_z_axis2": ((0.9, 0.9, 4.5), (0, 1, 2), (30, 28, 9), (1.0, 1.0, 4.0), [[0, 30], [2, 28], [0, 9]],
+                         (33, 29, 8)),
 }
 
 
 @pytest.mark.parametrize("name", list(CASES))
-@pytest.mark.parametrize("classes,threads,slab_voxels", [(3, 1, 1 << 21), (3, 2, 700), (20, 2, 5000)])
-def test_files_equal_nnunet_export_with_probabilities(demo, tmp_path, name, classes, threads, slab_voxels):
+@pytest.mark.parametrize("classes,threads,slab_voxels,resampling", [
+    (3, 1, 1 << 21, None), (3, 2, 700, None), (20, 2, 5000, None), (3, 2, 700, TORCH_RESAMPLING),
+    (70, 2, 5000, TORCH_RESAMPLING)], ids=["3", "3_slabs", "20", "3_torch", "70_torch"])
+def test_files_equal_nnunet_export_with_probabilities(demo, tmp_path, name, classes, threads, slab_voxels,
+                                                      resampling):
     from nnunetv2.inference.export_prediction import export_prediction_from_logits
 
     target, transpose, shape, spacing, bbox, grid = CASES[name]
-    plans_manager, configuration_manager, dataset = plans_of(demo, target, transpose, classes)
+    plans_manager, configuration_manager, dataset = plans_of(demo, target, transpose, classes, resampling)
     properties = case(transpose, shape, spacing, bbox)
     label_manager = plans_manager.get_label_manager(dataset)
     assert streaming_probabilities.supports_probabilities(configuration_manager, plans_manager, label_manager,
@@ -91,7 +102,7 @@ def test_slabs_follow_torchs_softmax_ranges_and_vectors():
     for shape, classes in (((50, 7, 9), 3), ((31, 64, 64), 118), ((5, 1, 3), 2), ((9, 511, 509), 20)):
         for threads in (1, 3, 8):
             slabs = streaming_probabilities.aligned_slabs(shape, classes, 1000, threads)
-            ranges = streaming_probabilities.softmax_ranges(int(np.prod(shape)), threads)
+            ranges = streaming_probabilities.thread_ranges(int(np.prod(shape)), threads)
             assert slabs[0][0] == 0 and slabs[-1][1] == np.prod(shape)
             assert all(b == c for (_, b), (c, _) in zip(slabs, slabs[1:]))
             for first, last in slabs:  # within one range, a multiple of ALIGN from its start
@@ -112,16 +123,56 @@ def test_slabs_follow_torchs_softmax_ranges_and_vectors():
     assert torch.equal(torch.cat(pieces, 1), whole)
 
 
-def test_regions_and_separate_z_along_another_axis_go_to_nnunets_export(demo):
-    from nnunetv2.utilities.label_handling.label_handling import LabelManager
+def test_sigmoid_pieces_follow_torchs_elementwise_ranges_and_vectors():
+    import torch
 
-    plans_manager, configuration_manager, dataset = plans_of(demo, (0.9, 0.9, 4.5))
-    regions = LabelManager({"background": 0, "whole": [1, 2], "core": [2]}, regions_class_order=[1, 2])
-    properties = case((0, 1, 2), (30, 28, 9), (1.0, 1.0, 4.0), [[0, 30], [0, 28], [0, 9]])
-    assert not streaming_probabilities.supports_probabilities(
-        configuration_manager, plans_manager, plans_manager.get_label_manager(dataset), properties)  # axis 2
-    joint = case((0, 1, 2), (12, 12, 12), (1.0, 1.0, 1.0), [[0, 12], [0, 12], [0, 12]])
-    plans_manager, configuration_manager, dataset = plans_of(demo, (1.2, 1.2, 1.2))
-    assert streaming_probabilities.supports_probabilities(configuration_manager, plans_manager,
-                                                          plans_manager.get_label_manager(dataset), joint)
-    assert not streaming_probabilities.supports_probabilities(configuration_manager, plans_manager, regions, joint)
+    for values in (1000, 32768, 32769, 5 * 13 * 17 * 19 * 7, 3 * 300 * 511):
+        for threads in (1, 3, 8):
+            ranges = streaming_probabilities.thread_ranges(values, threads, streaming_probabilities.ELEMENTWISE_GRAIN)
+            assert len(ranges) == (1 if values <= 32768 or threads == 1 else min(threads, -(-values // 32768)))
+            pieces = streaming_probabilities.sigmoid_pieces(values, 5000, threads)
+            assert pieces[0][0] == 0 and pieces[-1][1] == values
+            assert all(b == c for (_, b), (c, _) in zip(pieces, pieces[1:]))
+            for first, last in pieces:
+                begin, end = next(r for r in ranges if r[0] <= first < r[1])
+                assert last <= end and (first - begin) % streaming_probabilities.ALIGN == 0
+    # the sigmoid of the pieces on one thread is torch's of the whole on nnU-Net's 8 threads; not so for any pieces
+    flat = torch.from_numpy(np.random.default_rng(0).normal(scale=4, size=3 * 41 * 53 * 59).astype(np.float32))
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(8)
+        whole = torch.sigmoid(flat)
+        torch.set_num_threads(1)
+        pieces = [torch.sigmoid(flat[a:b]) for a, b in streaming_probabilities.sigmoid_pieces(len(flat), 7000, 8)]
+        unaligned = [torch.sigmoid(flat[a:a + 7001]) for a in range(0, len(flat), 7001)]
+    finally:
+        torch.set_num_threads(old)
+    assert torch.equal(torch.cat(pieces), whole)
+    assert not torch.equal(torch.cat(unaligned), whole)
+
+
+@pytest.mark.parametrize("resampling", [None, TORCH_RESAMPLING], ids=["default", "torch"])
+@pytest.mark.parametrize("name", ["joint_cropped", "separate_z", "unchanged", "separate_z_axis2"])
+def test_region_models_files_equal_nnunet_export_with_probabilities(demo, tmp_path, name, resampling):
+    from nnunetv2.inference.export_prediction import export_prediction_from_logits
+
+    target, transpose, shape, spacing, bbox, grid = CASES[name]
+    plans_manager, configuration_manager, dataset = plans_of(demo, target, transpose, 3, resampling)
+    dataset["labels"] = {"background": 0, "whole": [1, 2], "core": [2]}
+    dataset["regions_class_order"] = [1, 2]
+    properties = case(transpose, shape, spacing, bbox)
+    label_manager = plans_manager.get_label_manager(dataset)
+    assert label_manager.has_regions and streaming_probabilities.supports_probabilities(
+        configuration_manager, plans_manager, label_manager, properties)
+    logits = np.random.default_rng(2).normal(scale=3, size=(2, *grid)).astype(np.float16)
+    np.save(tmp_path / "logits.npy", logits)
+    export_prediction_from_logits(logits, dict(properties), configuration_manager, plans_manager, dataset,
+                                  str(tmp_path / "nnunet"), save_probabilities=True)
+    streaming_probabilities.export_with_probabilities(
+        NpyChannels(tmp_path / "logits.npy"), dict(properties), configuration_manager, plans_manager, dataset,
+        str(tmp_path / "ours"), ".nii.gz", threads=2, slab_voxels=900)
+    expected = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "nnunet.nii.gz")))
+    assert set(np.unique(expected)) == {0, 1, 2}
+    assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "ours.nii.gz"))), expected)
+    expected, got = np.load(tmp_path / "nnunet.npz")["probabilities"], np.load(tmp_path / "ours.npz")["probabilities"]
+    assert got.dtype == expected.dtype == np.float32 and np.array_equal(got, expected)

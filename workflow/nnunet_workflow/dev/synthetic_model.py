@@ -14,6 +14,17 @@ CONFIGURATION = "3d_fullres"
 TRAINER = "nnUNetTrainer"
 
 
+def torch_resampling_configuration(parent: str = CONFIGURATION) -> dict:
+    """A configuration as nnU-Net's nnUNetPlanner_torchres plans it: `parent`'s, with every resampling (image,
+    segmentation, probabilities) by nnU-Net's torch function; for `configurations` below, under a name of its own."""
+    kwargs = {"is_seg": False, "force_separate_z": False, "memefficient_seg_resampling": False}
+    function = "resample_torch_fornnunet"
+    return {"inherits_from": parent, "data_identifier": f"nnUNetPlans_torchres_{parent}",
+            "resampling_fn_data": function, "resampling_fn_data_kwargs": kwargs,
+            "resampling_fn_seg": function, "resampling_fn_seg_kwargs": {**kwargs, "is_seg": True},
+            "resampling_fn_probabilities": function, "resampling_fn_probabilities_kwargs": kwargs}
+
+
 def build_random_model(template: Path, destination: Path, num_classes: int = 3, target_spacing=None, seed: int = 0,
                        folds=("0",), configuration: str = CONFIGURATION, dataset_changes: dict | None = None,
                        configurations: dict | None = None, plans_changes: dict | None = None) -> Path:

@@ -34,7 +34,7 @@ def ensemble_estimates(shape, spacing, channels, bytes_per_voxel, members, save_
     estimates = Estimates()
     for index, member in enumerate(members):
         own = case_estimates(shape, spacing, channels, bytes_per_voxel, member, True)
-        if not host_memory.streams_probabilities(member, spacing):  # nnU-Net's own export of the probabilities
+        if not host_memory.streams_probabilities(member):  # nnU-Net's own export of the probabilities
             own.memory_mb["export"] = max(own.memory_mb["export"], host_memory.member_export_mb(own.voxels,
                                                                                               member.num_classes))
         estimates.add(own.renamed(partial(stage_names.member, index)))

@@ -98,8 +98,22 @@ def slab_threads(voxels: int, wanted: int) -> int:
     return max(1, min(wanted, math.ceil(voxels / SLAB_VOXELS)))
 
 
+def torch_export_bytes(group, s1, s0, plane_ratio=0.0) -> int:
+    """nnU-Net's torch resampling a group of classes at a time (stages/torch_resampling): their logits as read and
+    their float32 copy, on the separate-z path the planes resized in-plane and their rearranged copy (plane_ratio:
+    source planes over output planes along the axis; 0 on the joint path), the float32 output; besides, the running
+    maximum (float32) and argmax."""
+    return group * ((LOGITS_BYTES + 8) * s1 + 4 * s0 * (1 + 2 * plane_ratio)) + 6 * s0
+
+
+def torch_group(k, separate, plane_sum) -> int:
+    """At most how many classes the torch resampling takes at once (stages/torch_resampling.class_groups): 64 on the
+    separate-z path with a small output plane, else one."""
+    return min(k, 64) if separate and plane_sum <= 128 else 1
+
+
 def export_bytes(k, s1, s0, separate_work, streaming, save_probabilities, plane=0, threads=1,
-                 first_plane=0) -> int:
+                 first_plane=0, torch_bytes=0, regions=False) -> int:
     """Bytes beyond the base that export holds at its peak (S0 stands in for the cropped volume).
 
     Streaming (streaming_export), the larger of: one class of the logits and its float64 copy on the
@@ -109,16 +123,24 @@ def export_bytes(k, s1, s0, separate_work, streaming, save_probabilities, plane=
     class (at least a plane of the output, `first_plane` voxels: its values in float16, the softmax's float32
     input and output, the bytes written, what the allocator keeps of them) and one class's float64 rows; then,
     on top, the archive's writing: one class's cropped probabilities and the rows being deflated.
+    With nnU-Net's torch resampling (`torch_bytes`, torch_export_bytes), its classes whole in place of the slabs'
+    resampling (and, with probabilities, before the slabs read them back from the scratch file). A region model's
+    probabilities are painted class by class: the segmentation (uint16), one class's probabilities and its mask.
     nnU-Net's export, the larger of: resampling (every class in float64 on the network grid, every
     class resampled in float16, one class's resampling work arrays: `separate_work` bytes per output
     voxel) and the argmax (int64) or the probabilities (float32 of every class, un-cropped copy).
     """
+    if streaming and torch_bytes:
+        if save_probabilities:
+            return max(torch_bytes + s0, export_bytes(k, s1, s0, separate_work, True, True, plane, threads,
+                                                      first_plane, regions=regions))
+        return max(torch_bytes, 3 * s0)
     if streaming and save_probabilities:
         # measured (300x512x512, 10 classes, 2 threads): the slabs' phase ~4 bytes per voxel above the base, the
         # allocator keeping most of it while the archive is written (+4 per voxel: one class)
         values = k * max(first_plane, min(SLAB_VOXELS // max(1, k), s0))
         slabs = s0 + (40 * values + 8 * 3 * max(first_plane, 1)) * slab_threads(s0, threads)
-        return max(slabs + 4 * s0 + 4 * SLAB_VOXELS, (LOGITS_BYTES + 8) * s1 + slabs, 3 * s0)
+        return max(slabs + 4 * s0 + 4 * SLAB_VOXELS, (LOGITS_BYTES + 8) * s1 + slabs, (8 if regions else 3) * s0)
     if streaming:
         work = SLAB_WORK_BYTES * max(plane, min(SLAB_VOXELS, s0)) * slab_threads(s0, threads)
         channels = (LOGITS_BYTES + 8) * s1 + (LOGITS_BYTES + 1) * s0 + work
@@ -134,13 +156,11 @@ def _target_spacing(model, spacing) -> list[float]:
     return [spacing[0], *target] if len(target) < len(spacing) else target  # 2d: the first axis keeps its spacing
 
 
-def streams_probabilities(model, spacing) -> bool:
-    """Whether export with probabilities (save_probabilities, an ensemble member's) is streamed for a case of this
-    spacing (stages/streaming_probabilities.supports_probabilities): a label model whose resampling the streaming
-    export reproduces, separate z (if taken) along the first axis."""
-    target = _target_spacing(model, spacing)
-    axis = lowres_axis(spacing, target) if separate_z(spacing, target) else 0
-    return model.streaming_export and not model.has_regions and axis == 0
+def streams_probabilities(model) -> bool:
+    """Whether export with probabilities (save_probabilities, an ensemble member's) is streamed
+    (stages/streaming_probabilities.supports_probabilities): a model whose resampling the streaming export
+    reproduces."""
+    return model.streaming_export
 
 
 def _mb(base_mb: int, nbytes: float) -> int:
@@ -162,13 +182,18 @@ def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_proba
     c, k = channels, model.num_classes
     separate = separate_z(spacing, target)
     plane, separate_work = 0, 16  # joint resampling: float64 output and its clipped copy
+    plane_ratio, plane_sum = 0.0, sum(shape)
     if separate:
         axis = lowres_axis(spacing, target)
         plane = s0 // max(1, shape[axis])
+        plane_ratio = max(1, new_shape[axis]) / max(1, shape[axis])
+        plane_sum = sum(n for a, n in enumerate(shape) if a != axis)
         # slices resized in-plane (float64, as many as the network grid has along the axis), then
         # index grids and coordinate maps (int64 and float64, 3 each) and the float64 output
-        separate_work = 8 * max(1, new_shape[axis]) / max(1, shape[axis]) + 56
-    streaming = streams_probabilities(model, spacing) if save_probabilities else model.streaming_export
+        separate_work = 8 * plane_ratio + 56
+    streaming = streams_probabilities(model) if save_probabilities else model.streaming_export
+    torch_bytes = torch_export_bytes(torch_group(model.num_classes, separate, plane_sum), s1, s0, plane_ratio) \
+        if model.torch_resampling else 0
     folds = len(model.folds)
     labels = model.previous_stage.foreground_labels if model.previous_stage is not None else 0
     if model.parallel_preprocessing:
@@ -178,7 +203,7 @@ def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_proba
     if labels:
         preprocess += cascade_preprocess_bytes(c, labels, s0, s1)
     export = export_bytes(k, s1, s0, separate_work, streaming, save_probabilities, plane, threads,
-                          s0 // max(1, shape[0]))
+                          s0 // max(1, shape[0]), torch_bytes, model.has_regions)
     memory_mb = {"preprocess": _mb(NNUNET_BASE_MB, preprocess),
                  "predict": _mb(PREDICT_BASE_MB, predict_bytes(c + labels, k, s1, folds)),
                  "export": _mb(NNUNET_BASE_MB, export)}

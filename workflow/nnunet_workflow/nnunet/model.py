@@ -34,6 +34,8 @@ class ModelInfo:
     num_classes: int
     # whether export can use the memory-bounded streaming export (see streaming_export.supports)
     streaming_export: bool = True
+    # whether the logits are resampled by nnU-Net's torch function, a few classes at a time (stages/torch_resampling)
+    torch_resampling: bool = False
     # whether preprocess resamples the image on threads (nnU-Net's default preprocessor and resampling: see
     # stages/case_preprocessing.runs_in_parallel)
     parallel_preprocessing: bool = True
@@ -255,6 +257,7 @@ def load_model(folder, folds=None, checkpoint="checkpoint_final.pth", configurat
         transpose_forward=tuple(plans["transpose_forward"]),
         num_classes=count_classes(dataset["labels"]),
         streaming_export=supports_configuration(config),
+        torch_resampling=torch_resampling_configuration(config),
         parallel_preprocessing=(supports_data_configuration(config)
                                 and config.get("preprocessor_name", "DefaultPreprocessor") == "DefaultPreprocessor"),
         previous_stage=previous,
@@ -264,6 +267,8 @@ def load_model(folder, folds=None, checkpoint="checkpoint_final.pth", configurat
 
 # nnU-Net's probability resampling, the one the memory-bounded export reproduces (stages/streaming_export)
 NNUNET_RESAMPLING = "resample_data_or_seg_to_shape"
+# nnU-Net's torch resampling (its *_torchres planners), which the export calls a few classes at a time
+TORCH_RESAMPLING = "resample_torch_fornnunet"
 
 
 def resampling_kwargs(configuration: dict) -> dict:
@@ -286,7 +291,21 @@ def _default_resampling(configuration: dict, which: str, orders) -> bool:
 def supports_configuration(configuration: dict) -> bool:
     """Whether the configuration's probability resampling (its dict in plans.json, inheritance applied) is one
     the memory-bounded export reproduces exactly (stages/streaming_export.supports)."""
-    return _default_resampling(configuration, "probabilities", (0, 1))
+    return _default_resampling(configuration, "probabilities", (0, 1)) or torch_resampling_configuration(configuration)
+
+
+def torch_resampling_configuration(configuration: dict) -> bool:
+    """Whether the configuration resamples probabilities with nnU-Net's torch function in the modes whose values
+    the export reproduces class group by class group (stages/torch_resampling): linear, nearest along z on the
+    separate-z path, not as a segmentation, on more than one torch thread."""
+    kwargs = resampling_kwargs(configuration)
+    return (
+        configuration.get("resampling_fn_probabilities") == TORCH_RESAMPLING
+        and not kwargs.get("is_seg", False)
+        and kwargs.get("mode", "linear") == "linear"
+        and kwargs.get("aniso_axis_mode", "nearest-exact") in ("nearest-exact", "nearest")
+        and kwargs.get("num_threads", 4) != 1
+    )
 
 
 def supports_data_configuration(configuration: dict) -> bool:

@@ -4,9 +4,8 @@ to `{results}/{member}/`, and with postprocessing to `{results}/before_postproce
 model's writer writes beside it (Tiff3DIO's spacing `.json`).
 
 The segmentation goes through the memory-bounded `streaming_export`, with probabilities through
-`streaming_probabilities` (both bit-identical to nnU-Net's); what they do not reproduce (other resampling
-functions; with probabilities, region models and separate-z along another axis than the first) goes through
-nnU-Net's own export."""
+`streaming_probabilities` (both bit-identical to nnU-Net's, nnU-Net's torch resampling included); what they do not
+reproduce (other resampling functions; with probabilities, region models) goes through nnU-Net's own export."""
 
 from __future__ import annotations
 

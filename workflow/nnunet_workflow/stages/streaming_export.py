@@ -19,8 +19,10 @@ It is bit-identical to `export_prediction_from_logits` with `resample_data_or_se
   resampled over that part: linear and nearest interpolation never exceed their sources;
 - values are cast to the logits' dtype before the argmax, which keeps the first maximum (and the
   first NaN), as numpy's argmax does.
-Other resampling functions or orders are not reproduced: `supports` says so and export falls back
-to nnU-Net's own function. `tests/test_streaming_export.py` proves the equality.
+With nnU-Net's torch resampling (`resample_torch_fornnunet`), each class is resampled whole by nnU-Net's own
+function, a few classes at a time (stages/torch_resampling), and folded in the same way. Other resampling
+functions or orders are not reproduced: `supports` says so and export falls back to nnU-Net's own function.
+`tests/test_streaming_export.py` and `tests/test_torch_resampling.py` prove the equality.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ import numpy as np
 from ..estimates.host_memory import (
     SLAB_VOXELS,  # output voxels per slab (host_memory.SLAB_WORK_BYTES of work arrays each)
 )
-from ..nnunet.model import resampling_kwargs, supports_configuration
+from ..nnunet.model import NNUNET_RESAMPLING, TORCH_RESAMPLING, resampling_kwargs, supports_configuration
+from .torch_resampling import resampled_groups
 from .zoom_kernel import ZOOM_KERNEL, grid_coordinates, nearest_indices, separate_z_path
 
 
@@ -60,9 +63,14 @@ class NpyChannels:
         return self.shape[0]
 
     def __getitem__(self, index: int) -> np.ndarray:
+        return self.channels(index, index + 1)[0]
+
+    def channels(self, first: int, last: int) -> np.ndarray:
+        """Channels first:last, read together."""
         count = math.prod(self.shape[1:])
-        return np.fromfile(self.path, dtype=self.dtype, count=count,
-                           offset=self.offset + index * count * self.dtype.itemsize).reshape(self.shape[1:])
+        return np.fromfile(self.path, dtype=self.dtype, count=(last - first) * count,
+                           offset=self.offset + first * count * self.dtype.itemsize).reshape(last - first,
+                                                                                             *self.shape[1:])
 
     def slab(self, index: int, start: int, stop: int) -> np.ndarray:
         """Rows start:stop (along the first axis after the channels) of one channel."""
@@ -77,7 +85,7 @@ def supports(configuration_manager) -> bool:
     return supports_configuration(configuration_manager.configuration)
 
 
-def _separate_slabs(channel: np.ndarray, new_shape, axis: int, order: int):
+def separate_slabs(channel: np.ndarray, new_shape, axis: int, order: int):
     """nnU-Net's separate-z resampling: skimage resize per source slice, nearest slice along `axis`."""
     from skimage.transform import resize
 
@@ -370,14 +378,26 @@ def _class_by_class(logits, new_shape, axis: int, order: int, fold: _Fold) -> No
     """The separate-z path along an axis other than the first: each class whole, folded plane by plane."""
     for index in range(logits.shape[0]):
         channel = np.asarray(logits[index]).astype(float, copy=False)
-        for slicer, part in _separate_slabs(channel, new_shape, axis, order):
+        for slicer, part in separate_slabs(channel, new_shape, axis, order):
             fold.add(index, part, slicer)
         del channel
 
 
+def _by_class_groups(logits, new_shape, current_spacing, new_spacing, label_manager, kwargs: dict) -> np.ndarray:
+    """nnU-Net's torch resampling (stages/torch_resampling), a few classes at a time, folded into the argmax (or the
+    region painting) class after class: the resampled values' dtype (float32) is the one nnU-Net's argmax sees."""
+    fold = None
+    for first, resampled in resampled_groups(logits, new_shape, current_spacing, new_spacing, kwargs):
+        if fold is None:
+            fold = _Fold(new_shape, resampled.dtype, label_manager, logits.shape[0], skipping=False)
+        for offset, values in enumerate(resampled):
+            fold.add(first + offset, values)
+    return fold.labels
+
+
 def segmentation_from_logits(logits, new_shape, current_spacing, new_spacing, label_manager,
                              kwargs: dict, slab_voxels: int = SLAB_VOXELS, threads: int = 1,
-                             counts: dict | None = None) -> np.ndarray:
+                             counts: dict | None = None, function: str = NNUNET_RESAMPLING) -> np.ndarray:
     """The segmentation nnU-Net's export computes before un-cropping, slab by slab of the output's first axis,
     `threads` slabs at once. In each slab the classes are folded in order, each resampled only from the source
     rows around the slab, and a class that cannot change the slab (its largest source value there is not above
@@ -386,6 +406,7 @@ def segmentation_from_logits(logits, new_shape, current_spacing, new_spacing, la
     skipped, summed over slabs).
 
     `logits` may be an `NpyChannels`: only rows around one slab of one class are read at a time per thread.
+    With nnU-Net's torch resampling (`function`), classes are resampled whole by it, a few at a time.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -395,6 +416,10 @@ def segmentation_from_logits(logits, new_shape, current_spacing, new_spacing, la
     dtype = logits.dtype
     unchanged = list(logits.shape[1:]) == new_shape
     classes = logits.shape[0]
+    if function == TORCH_RESAMPLING and not unchanged:
+        if counts is not None:
+            counts.update(slabs=1, skipped=0, classes=classes)
+        return _by_class_groups(logits, new_shape, current_spacing, new_spacing, label_manager, kwargs)
     if do_separate_z and axis != 0 and not unchanged:
         fold = _Fold(new_shape, dtype, label_manager, classes, skipping=False)
         _class_by_class(logits, new_shape, axis, order, fold)
@@ -441,9 +466,11 @@ def export_streaming(logits, properties: dict, configuration_manager, plans_mana
     resampling `threads` slabs at once."""
     label_manager = plans_manager.get_label_manager(dataset_json)
     cropped_shape, current_spacing, new_spacing = export_geometry(properties, configuration_manager, plans_manager)
+    configuration = configuration_manager.configuration
     write_segmentation(  # the cropped segmentation held by the call alone: freed once put back into the image
         segmentation_from_logits(logits, cropped_shape, current_spacing, new_spacing, label_manager,
-                                 resampling_kwargs(configuration_manager.configuration), slab_voxels, threads),
+                                 resampling_kwargs(configuration), slab_voxels, threads,
+                                 function=configuration["resampling_fn_probabilities"]),
         properties, plans_manager, label_manager, output_file)
 
 

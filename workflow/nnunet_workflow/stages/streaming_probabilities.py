@@ -16,10 +16,16 @@ Exactness of the softmax: torch splits the voxels into one range per thread (nnU
 (size mod vector width) voxels in scalar code, whose exp may differ in the last bit. Slabs here never cross
 those ranges and start on multiples of ALIGN voxels (a multiple of every vector width) from their range's
 start, and each is computed on one thread, so every voxel goes through the same code as in nnU-Net.
-Not reproduced (`supports_probabilities` says so, and nnU-Net's own export runs): region models (torch's
-sigmoid puts scalar code at the seams of its threads' ranges), separate-z resampling along an axis other than
-the first, and what the streaming export does not reproduce. `tests/test_streaming_probabilities.py` proves
-the equality.
+With nnU-Net's torch resampling (stages/torch_resampling), and on the separate-z path along another axis than the
+first, every class is first resampled whole (a few classes at a time) into the scratch file, and the slabs then
+read their classes' values from it and write the probabilities in their place.
+Region models: every class's resampled values go to the scratch file, then nnU-Net's sigmoid runs over them in
+place, piece by piece of the flat (class, voxel) values: torch splits an elementwise operation's values into one
+range per thread (at least 32768 values each) and computes each range's last values in scalar code, so the
+pieces follow those ranges as the slabs follow the softmax's; then the regions are painted in
+`regions_class_order`, class by class, as nnU-Net paints them.
+What the streaming export does not reproduce goes through nnU-Net's own export (`supports_probabilities`).
+`tests/test_streaming_probabilities.py` proves the equality.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..estimates.host_memory import SLAB_VOXELS
-from ..nnunet.model import resampling_kwargs
+from ..nnunet.model import TORCH_RESAMPLING, resampling_kwargs
 from .streaming_export import (
     _channel_rows,
     _rows,
@@ -41,10 +47,12 @@ from .streaming_export import (
     export_geometry,
     resized_planes,
     separate_planes,
+    separate_slabs,
     source_window,
     supports,
     write_segmentation,
 )
+from .torch_resampling import resampled_groups
 from .zoom_kernel import ZOOM_KERNEL, nearest_indices, separate_z_path
 
 # Voxels a slab's first voxel (from the start of its softmax range) and its size are multiples of (but the range's
@@ -59,19 +67,32 @@ def nnunet_export_threads() -> int:
     return default_num_processes
 
 
+# The fewest values torch gives a thread of an elementwise operation such as the sigmoid (at::internal::GRAIN_SIZE).
+ELEMENTWISE_GRAIN = 32768
+
+
 def supports_probabilities(configuration_manager, plans_manager, label_manager, properties: dict) -> bool:
     """Whether this case's export with probabilities is one this module reproduces exactly."""
-    if label_manager.has_regions or not supports(configuration_manager) or ZOOM_KERNEL is None:
+    if not supports(configuration_manager):
         return False
-    cropped_shape, current, new = export_geometry(properties, configuration_manager, plans_manager)
-    do_separate_z, axis = separate_z_path(resampling_kwargs(configuration_manager.configuration), current, new)
-    return not (do_separate_z and axis != 0)
+    if configuration_manager.configuration["resampling_fn_probabilities"] == TORCH_RESAMPLING:
+        return True
+    return ZOOM_KERNEL is not None
 
 
-def softmax_ranges(count: int, threads: int) -> list[tuple[int, int]]:
-    """The voxel ranges torch's softmax (at::parallel_for, grain 1) gives each of `threads` threads."""
-    chunk = -(-count // max(1, min(threads, count)))
+def thread_ranges(count: int, threads: int, grain: int = 1) -> list[tuple[int, int]]:
+    """The ranges at::parallel_for(0, count, grain) gives each of `threads` threads: torch's softmax over voxels
+    (grain 1), an elementwise operation over all values (ELEMENTWISE_GRAIN; one range up to the grain)."""
+    if count <= max(grain, 1) or threads <= 1:
+        return [(0, count)] if count > 0 else []
+    chunk = -(-count // min(threads, -(-count // grain)))
     return [(begin, min(count, begin + chunk)) for begin in range(0, count, chunk)]
+
+
+def _aligned(ranges, size: int) -> list[tuple[int, int]]:
+    """Pieces of at most `size` (rounded up to ALIGN) of each range, each starting a multiple of ALIGN from it."""
+    size = -(-max(1, size) // ALIGN) * ALIGN
+    return [(first, min(last, first + size)) for begin, last in ranges for first in range(begin, last, size)]
 
 
 def aligned_slabs(shape, classes: int, slab_voxels: int = SLAB_VOXELS, threads: int | None = None
@@ -80,11 +101,15 @@ def aligned_slabs(shape, classes: int, slab_voxels: int = SLAB_VOXELS, threads: 
     least a plane (where its softmax range allows), within one of the softmax ranges of nnU-Net's export
     (`threads`: its torch threads), each slab's first voxel a multiple of ALIGN from its range's start."""
     count, plane = math.prod(shape), max(1, math.prod(shape[1:]))
-    size = max(plane, slab_voxels // max(1, classes))
-    size = -(-size // ALIGN) * ALIGN
-    return [(first, min(last, first + size))
-            for begin, last in softmax_ranges(count, threads or nnunet_export_threads())
-            for first in range(begin, last, size)]
+    return _aligned(thread_ranges(count, threads or nnunet_export_threads()),
+                    max(plane, slab_voxels // max(1, classes)))
+
+
+def sigmoid_pieces(values: int, slab_voxels: int = SLAB_VOXELS, threads: int | None = None) -> list[tuple[int, int]]:
+    """Pieces (first, last + 1) of the flat (class, voxel) values of a region model's probabilities: within one of
+    the ranges torch's sigmoid of them all gives each of nnU-Net's export threads, a multiple of ALIGN from its
+    start, at most about slab_voxels values."""
+    return _aligned(thread_ranges(values, threads or nnunet_export_threads(), ELEMENTWISE_GRAIN), slab_voxels)
 
 
 class _Resampler:
@@ -93,6 +118,7 @@ class _Resampler:
 
     def __init__(self, logits, new_shape, current, new, kwargs: dict):
         self.logits, self.new_shape = logits, list(new_shape)
+        self.dtype = logits.dtype  # the resampled values are cast to it, as nnU-Net's resampling returns them
         self.order = kwargs.get("order", 3)
         self.unchanged = list(logits.shape[1:]) == self.new_shape
         self.separate, _ = separate_z_path(kwargs, current, new)
@@ -124,6 +150,54 @@ class _Resampler:
             _, low, high = source_window(self.logits.shape[1], self.new_shape[0], start, stop)
             _channel_rows(self.logits.shape[1:]).release(low, high + 1 - low)
 
+    def _rows_of(self, first: int, last: int) -> tuple[int, int]:
+        plane = math.prod(self.new_shape[1:])
+        return first // plane, -(-last // plane)
+
+    def voxels(self, index: int, first: int, last: int) -> np.ndarray:
+        """Voxels first:last (in C order) of class `index`, resampled over the output rows that hold them."""
+        start, stop = self._rows_of(first, last)
+        offset = first - start * math.prod(self.new_shape[1:])
+        return self.rows(index, start, stop).reshape(-1)[offset:offset + last - first]
+
+    def done(self, first: int, last: int) -> None:
+        """Every class of voxels first:last has been read."""
+        self.release(*self._rows_of(first, last))
+
+
+class _WholeClasses:
+    """Every class resampled whole into the scratch file, where the probabilities then take the logits' place slab
+    by slab: by nnU-Net's torch function a few classes at a time (stages/torch_resampling), or on nnU-Net's
+    separate-z path along another axis than the first, each class as the streaming export folds it."""
+
+    def __init__(self, logits, new_shape, current, new, kwargs: dict, function: str, scratch: str, descriptor: int):
+        self.scratch, self.count = scratch, math.prod(new_shape)
+        self.dtype = logits.dtype
+        if function == TORCH_RESAMPLING:
+            for first, resampled in resampled_groups(logits, new_shape, current, new, kwargs):
+                self.dtype = resampled.dtype  # float32: what nnU-Net's softmax is given
+                for offset, values in enumerate(resampled):
+                    self._write(descriptor, first + offset, values)
+            return
+        _, axis = separate_z_path(kwargs, current, new)
+        for index in range(logits.shape[0]):
+            channel = np.asarray(logits[index]).astype(float, copy=False)
+            values = np.empty(new_shape, dtype=logits.dtype)
+            for slicer, part in separate_slabs(channel, new_shape, axis, kwargs.get("order", 3)):
+                values[slicer] = part
+            del channel
+            self._write(descriptor, index, values)
+
+    def _write(self, descriptor: int, index: int, values: np.ndarray) -> None:
+        os.pwrite(descriptor, np.ascontiguousarray(values, dtype=np.float32).tobytes("C"), 4 * index * self.count)
+
+    def voxels(self, index: int, first: int, last: int) -> np.ndarray:
+        return np.fromfile(self.scratch, dtype=np.float32, count=last - first,
+                           offset=4 * (index * self.count + first)).astype(self.dtype, copy=False)
+
+    def done(self, first: int, last: int) -> None:
+        pass
+
 
 def _uncropped_rows(cropped: np.ndarray, bbox, shape, fill: float, axis: int, start: int, stop: int) -> np.ndarray:
     """Rows start:stop along `axis` of one class's probabilities with the crop reverted (`fill` outside it)."""
@@ -142,10 +216,11 @@ def _uncropped_rows(cropped: np.ndarray, bbox, shape, fill: float, axis: int, st
 
 
 def _write_uncropped(scratch: str, classes: int, cropped_shape, properties: dict, transpose_backward,
-                     out) -> tuple[int, ...]:
+                     out, regions: bool = False) -> tuple[int, ...]:
     """Write to `out` the .npy form (header, then the bytes in C order) of the probabilities as nnU-Net's export
-    returns them (uncropped with the background 1 outside the crop, transposed back), from the cropped float32
-    volumes of `scratch` (class by class), one class and a few rows in memory at a time; return their shape."""
+    returns them (uncropped with the background 1 outside the crop, but for regions, transposed back), from the
+    cropped float32 volumes of `scratch` (class by class), one class and a few rows in memory at a time; return
+    their shape."""
     shape = [int(n) for n in properties["shape_before_cropping"]]
     bbox = properties["bbox_used_for_cropping"]
     final_shape = (classes, *(shape[i] for i in transpose_backward))
@@ -158,55 +233,114 @@ def _write_uncropped(scratch: str, classes: int, cropped_shape, properties: dict
         cropped = np.fromfile(scratch, dtype=np.float32, count=count, offset=4 * k * count).reshape(cropped_shape)
         for start in range(0, shape[axis], rows):
             stop = min(start + rows, shape[axis])
-            block = _uncropped_rows(cropped, bbox, shape, 1.0 if k == 0 else 0.0, axis, start, stop)
+            block = _uncropped_rows(cropped, bbox, shape, 1.0 if k == 0 and not regions else 0.0, axis, start, stop)
             out.write(block.transpose(transpose_backward).tobytes("C"))
         del cropped  # before the next class is read
     return final_shape
 
 
-def _probabilities_to_scratch(logits, properties: dict, configuration_manager, plans_manager, label_manager,
-                              scratch: str, threads: int, slab_voxels: int) -> np.ndarray:
-    """The softmax probabilities of every class at the cropped geometry, written to `scratch` (float32, class by
-    class), `threads` slabs at once; returns the segmentation nnU-Net takes from them (cropped)."""
+def _run(work, pieces, threads: int) -> None:
+    """`work` on every piece, `threads` at once, each piece's torch operations on one thread."""
     import torch
 
-    cropped_shape, current, new = export_geometry(properties, configuration_manager, plans_manager)
-    resampler = _Resampler(logits, cropped_shape, current, new, resampling_kwargs(configuration_manager.configuration))
-    classes, dtype = logits.shape[0], logits.dtype
-    count, plane = math.prod(cropped_shape), math.prod(cropped_shape[1:])
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        if threads > 1 and len(pieces) > 1:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                list(pool.map(work, pieces))
+        else:
+            list(map(work, pieces))
+    finally:
+        torch.set_num_threads(torch_threads)
+
+
+def _softmax_to_scratch(source, classes: int, cropped_shape, label_manager, descriptor: int, threads: int,
+                        slab_voxels: int) -> np.ndarray:
+    """Slab after slab, every class's resampled values from `source`, nnU-Net's softmax of them to the scratch file
+    and the argmax of the probabilities; returns the segmentation (cropped)."""
+    import torch
+
+    count = math.prod(cropped_shape)
     segmentation = np.zeros(cropped_shape, dtype=np.uint8 if classes <= 256 else np.uint16)
     voxels = segmentation.reshape(-1)
-    with open(scratch, "wb") as handle:
-        handle.truncate(4 * classes * count)
-    descriptor = os.open(scratch, os.O_WRONLY)
 
     def one_slab(span):
         first, last = span
-        start, stop = first // plane, -(-last // plane)  # the rows that hold the slab
-        offset = first - start * plane
-        values = np.empty((classes, last - first), dtype=dtype)
+        values = np.empty((classes, last - first), dtype=source.dtype)
         for k in range(classes):
-            values[k] = resampler.rows(k, start, stop).reshape(-1)[offset:offset + last - first]
-        resampler.release(start, stop)
+            values[k] = source.voxels(k, first, last)
+        source.done(first, last)
         with torch.no_grad():
             probabilities = label_manager.apply_inference_nonlin(values)
         voxels[first:last] = label_manager.convert_probabilities_to_segmentation(probabilities.numpy())
         for k in range(classes):
             os.pwrite(descriptor, probabilities[k].numpy().tobytes("C"), 4 * (k * count + first))
 
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # each slab's softmax on one thread (slabs run on `threads` Python threads)
+    _run(one_slab, aligned_slabs(cropped_shape, classes, slab_voxels), threads)
+    return segmentation
+
+
+def _sigmoid_to_scratch(source, classes: int, cropped_shape, label_manager, scratch: str, descriptor: int,
+                        threads: int, slab_voxels: int) -> np.ndarray:
+    """A region model's: every class's resampled values to the scratch file (where `source` has not put them),
+    nnU-Net's sigmoid of all of them in place, piece by piece of the flat values as torch's threads would take
+    them (`sigmoid_pieces`), then the regions painted in `regions_class_order`; returns the segmentation
+    (cropped)."""
+    import torch
+
+    count = math.prod(cropped_shape)
+    if isinstance(source, _Resampler):
+        def resample(span):
+            first, last = span
+            for k in range(classes):
+                values = source.voxels(k, first, last).astype(source.dtype, copy=False)
+                os.pwrite(descriptor, values.astype(np.float32).tobytes("C"), 4 * (k * count + first))
+            source.done(first, last)
+
+        _run(resample, aligned_slabs(cropped_shape, 1, slab_voxels), threads)
+
+    def sigmoid(span):
+        first, last = span
+        values = np.fromfile(scratch, dtype=np.float32, count=last - first, offset=4 * first)
+        with torch.no_grad():
+            probabilities = label_manager.apply_inference_nonlin(values)
+        os.pwrite(descriptor, probabilities.numpy().tobytes("C"), 4 * first)
+
+    _run(sigmoid, sigmoid_pieces(classes * count, slab_voxels), threads)
+    segmentation = np.zeros(cropped_shape, dtype=np.uint16)  # as nnU-Net paints regions (int16 in torch)
+    for k, label in enumerate(label_manager.regions_class_order):
+        probability = np.fromfile(scratch, dtype=np.float32, count=count, offset=4 * k * count)
+        segmentation[probability.reshape(cropped_shape) > 0.5] = label
+        del probability
+    return segmentation
+
+
+def _probabilities_to_scratch(logits, properties: dict, configuration_manager, plans_manager, label_manager,
+                              scratch: str, threads: int, slab_voxels: int) -> np.ndarray:
+    """The probabilities (softmax; regions: sigmoid) of every class at the cropped geometry, written to `scratch`
+    (float32, class by class), `threads` slabs at once; returns the segmentation nnU-Net takes from them
+    (cropped)."""
+    cropped_shape, current, new = export_geometry(properties, configuration_manager, plans_manager)
+    kwargs = resampling_kwargs(configuration_manager.configuration)
+    function = configuration_manager.configuration["resampling_fn_probabilities"]
+    classes = logits.shape[0]
+    with open(scratch, "wb") as handle:
+        handle.truncate(4 * classes * math.prod(cropped_shape))
+    descriptor = os.open(scratch, os.O_RDWR)
     try:
-        slabs = aligned_slabs(cropped_shape, classes, slab_voxels)
-        if threads > 1 and len(slabs) > 1:
-            with ThreadPoolExecutor(max_workers=threads) as pool:
-                list(pool.map(one_slab, slabs))
+        unchanged = list(logits.shape[1:]) == list(cropped_shape)
+        do_separate_z, axis = separate_z_path(kwargs, current, new)
+        if not unchanged and (function == TORCH_RESAMPLING or (do_separate_z and axis != 0)):
+            source = _WholeClasses(logits, cropped_shape, current, new, kwargs, function, scratch, descriptor)
         else:
-            list(map(one_slab, slabs))
+            source = _Resampler(logits, cropped_shape, current, new, kwargs)
+        if label_manager.has_regions:
+            return _sigmoid_to_scratch(source, classes, cropped_shape, label_manager, scratch, descriptor, threads,
+                                       slab_voxels)
+        return _softmax_to_scratch(source, classes, cropped_shape, label_manager, descriptor, threads, slab_voxels)
     finally:
         os.close(descriptor)
-        torch.set_num_threads(torch_threads)
-    return segmentation
 
 
 def _write_probabilities(logits, properties: dict, configuration_manager, plans_manager, label_manager, out,
@@ -217,7 +351,7 @@ def _write_probabilities(logits, properties: dict, configuration_manager, plans_
         segmentation = _probabilities_to_scratch(logits, properties, configuration_manager, plans_manager,
                                                  label_manager, scratch, threads, slab_voxels)
         return segmentation, _write_uncropped(scratch, logits.shape[0], segmentation.shape, properties,
-                                              plans_manager.transpose_backward, out)
+                                              plans_manager.transpose_backward, out, label_manager.has_regions)
     finally:
         if os.path.exists(scratch):
             os.remove(scratch)
