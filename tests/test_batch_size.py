@@ -10,16 +10,18 @@ CONFIG = {"batch_size": "auto", "device": "auto", "predict_threads": 2}
 
 def test_two_cores_and_one_predict_slot_make_one_batch_of_everything_up_to_the_largest():
     assert auto_batch_size(24, predict_slots=1, cores=2, predict_threads=2, runs_locally=True) == 24
-    assert auto_batch_size(100, predict_slots=1, cores=2, predict_threads=2, runs_locally=True) == MAX_AUTO_BATCH
+    assert auto_batch_size(50, predict_slots=1, cores=2, predict_threads=2, runs_locally=True) == MAX_AUTO_BATCH
+    assert auto_batch_size(100, predict_slots=1, cores=2, predict_threads=2, runs_locally=True) == 50  # one per core
     assert auto_batch_size(0, predict_slots=1, cores=2, predict_threads=2, runs_locally=True) == 1
 
 
-def test_many_cases_locally_make_larger_batches_but_still_two_per_core():
-    # each job's start-up counts: 600 cases on 2 cores in 4 batches of 150 (not 19 of 32)
-    assert auto_batch_size(600, predict_slots=1, cores=2, predict_threads=2, runs_locally=True) == 150
+def test_many_cases_locally_make_larger_batches_but_still_one_per_core():
+    # each job's start-up counts: 600 cases on 2 cores in 2 batches of 300 (not 19 of 32)
+    assert auto_batch_size(120, predict_slots=1, cores=2, predict_threads=2, runs_locally=True) == 60
+    assert auto_batch_size(600, predict_slots=1, cores=2, predict_threads=2, runs_locally=True) == 300
     assert auto_batch_size(100_000, predict_slots=1, cores=2, predict_threads=2, runs_locally=True) == MAX_LOCAL_BATCH
-    # with cores to spare, three batches per slot until there are two per core
-    assert auto_batch_size(600, predict_slots=1, cores=8, predict_threads=2, runs_locally=True) == 38
+    # with cores to spare, three batches per slot until there is one per core
+    assert auto_batch_size(600, predict_slots=1, cores=8, predict_threads=2, runs_locally=True) == 75
 
 
 def test_spare_cores_give_three_batches_per_predict_slot_so_cpu_stages_overlap_prediction():

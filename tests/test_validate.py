@@ -11,6 +11,7 @@ from stages import run_one
 
 from nnunet_workflow.execution.job import CaseJob, RunOptions
 from nnunet_workflow.inputs.cases import Case
+from nnunet_workflow.stages import validate as validate_module
 from nnunet_workflow.stages.validate import VALIDATE
 from nnunet_workflow.store.layout import Layout
 
@@ -122,6 +123,20 @@ def test_file_cut_short_is_refused(tmp_path, two_channel_model):
     path.write_bytes(path.read_bytes()[:-40])
     record = validate(case, two_channel_model)
     assert record["message"].startswith(f"{path}: truncated or corrupt compressed data")
+
+
+def test_a_file_corrupt_within_whose_gzip_trailer_is_intact_is_refused_when_its_voxels_are_read(tmp_path,
+                                                                                                  two_channel_model):
+    case = two_channels(tmp_path)
+    path = tmp_path / "c1_0001.nii.gz"
+    content = bytearray(path.read_bytes())
+    assert validate_module.gzip_trailer_says_complete(str(path), 11_520)  # the intact file: no second decompression
+    content[-30] ^= 0x10  # in the voxels' compressed data: the trailer (size, CRC) still says complete
+    path.write_bytes(bytes(content))
+    assert validate_module.gzip_trailer_says_complete(str(path), 11_520)
+    record = validate(case, two_channel_model)
+    assert record["status"] == "failed" and record["kind"] == "invalid_input"
+    assert record["message"].startswith((f"{path}: voxel data cannot be read", f"{path}: not a readable image"))
 
 
 def test_voxel_data_shorter_than_the_header_promises_is_refused(tmp_path, two_channel_model):

@@ -1,5 +1,6 @@
 """Stage `validate`: check a case against the model before nnU-Net sees it: channels, headers and geometry
-first, the memory it would need from its header, then every voxel once (truncated data, NaN/Inf).
+first, the memory it would need from its header, then every voxel once (truncated data, NaN/Inf; a .nii.gz
+file's completeness from its gzip trailer, its voxels then read once by the reader, which checks their CRC).
 
 Catches what would otherwise fail deep inside nnU-Net (or, worse, silently produce nonsense) and
 writes the case's geometry and memory and time estimates for the later stages.
@@ -124,11 +125,32 @@ def nnunet_geometry(header: dict, model: ModelInfo) -> tuple[list[int], list[flo
     return [shape[i] for i in order], [spacing[i] for i in order]
 
 
+def gzip_trailer_says_complete(path: str, promised: int) -> bool:
+    """Whether a .nii.gz file's gzip trailer gives (mod 2**32) exactly the size its NIfTI header promises: the
+    header and extensions up to the voxel offset, then `promised` bytes of voxels. A file cut short ends in
+    compressed data instead, which matches by chance once in 2**32; a file corrupt within is refused when its
+    voxels are read next (zlib checks the data's CRC), so the whole file need not be decompressed once more here."""
+    if not path.endswith(".nii.gz"):
+        return False
+    import nibabel
+
+    try:
+        offset = int(nibabel.load(path).dataobj.offset)
+        with open(path, "rb") as handle:
+            handle.seek(-4, os.SEEK_END)
+            size = int.from_bytes(handle.read(4), "little")
+    except Exception:  # noqa: BLE001 (any doubt: decompress the whole file)
+        return False
+    return size == (offset + promised) % (1 << 32)
+
+
 def check_complete(header: dict) -> None:
     """The file holds as many bytes of voxel data as its header promises (SimpleITK zero-fills the rest)."""
     path = header["file"]
     promised = int(np.prod(header["size"])) * header["bytes_per_voxel"] * header["components"]
     if path.endswith(".gz"):
+        if gzip_trailer_says_complete(path, promised):
+            return
         held = 0
         try:
             with gzip.open(path, "rb") as stream:
