@@ -2,8 +2,9 @@
 
 Builds random-weight nnU-Net models with 3 and 50 classes from the demo model's plans, writes a corpus
 of synthetic int16 cases from small to CT-sized (isotropic, anisotropic with the separate-z path),
-runs the workflow on them (and once more with save_probabilities, which exports through nnU-Net's own
-function), then prints estimate vs measured per case and stage and the ratio statistics.
+runs the workflow on them (and once more with save_probabilities; and with plans of nnU-Net's torch-resampling
+planner, and a region model with save_probabilities), then prints estimate vs measured per case and stage and the
+ratio statistics.
 Target: no estimate under its measurement; median over-reservation <= 1.3x.
 
     python benchmarks/memory_model.py [--scratch DIR] [--quick]
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from nnunet_workflow.dev import bench
 from nnunet_workflow.dev.demo_model import prepare_demo
-from nnunet_workflow.dev.synthetic_model import build_random_model, write_image_case
+from nnunet_workflow.dev.synthetic_model import build_random_model, torch_resampling_configuration, write_image_case
 
 # model target spacing, nnU-Net axis order (z, y, x); a coarse model sees few target voxels per case
 TARGET_SPACING = (2.0, 1.5, 1.5)
@@ -34,6 +35,11 @@ MODELS = {"3 classes": (3, TARGET_SPACING), "50 classes": (50, TARGET_SPACING)}
 COARSE_CASES = ("ct_large", "thick_slices")
 # exporting probabilities holds K float32 volumes: keep that run to the cases that fit this machine
 PROBABILITY_CASES = ("small_iso", "brain_iso", "thick_slices", "ct_medium")
+# the models' variants beyond the class count: (folder suffix, build_random_model's arguments)
+TORCH_PLANS = ("_torchres", {"configuration": "3d_fullres_torchres",
+                             "configurations": {"3d_fullres_torchres": torch_resampling_configuration()}})
+REGIONS = ("_regions", {"dataset_changes": {"labels": {"background": 0, "whole": [1, 2], "core": 2},
+                                            "regions_class_order": [1, 2]}})
 
 
 def main() -> None:
@@ -46,12 +52,16 @@ def main() -> None:
     names = QUICK if args.quick else tuple(CORPUS)
 
     all_rows = []
-    runs = [(label, k, spacing, False, names) for label, (k, spacing) in MODELS.items()]
-    runs.append(("3 classes", 3, TARGET_SPACING, True, tuple(n for n in names if n in PROBABILITY_CASES)))
-    runs.append(("3 classes 4 mm", 3, COARSE_SPACING, False, tuple(n for n in names if n in COARSE_CASES)))
-    for label, classes, spacing, probabilities, cases in runs:
-        suffix = "" if spacing == TARGET_SPACING else "_coarse"
-        model = build_random_model(demo["model"], scratch / f"model_{classes}{suffix}", classes, spacing)
+    plain = ("", {})
+    runs = [(label, k, spacing, False, names, plain) for label, (k, spacing) in MODELS.items()]
+    with_probabilities = tuple(n for n in names if n in PROBABILITY_CASES)
+    runs.append(("3 classes", 3, TARGET_SPACING, True, with_probabilities, plain))
+    runs.append(("3 classes 4 mm", 3, COARSE_SPACING, False, tuple(n for n in names if n in COARSE_CASES), plain))
+    runs.append(("10 classes torchres", 10, TARGET_SPACING, False, names, TORCH_PLANS))
+    runs.append(("2 regions", 2, TARGET_SPACING, True, with_probabilities, REGIONS))
+    for label, classes, spacing, probabilities, cases, (variant, changes) in runs:
+        suffix = ("" if spacing == TARGET_SPACING else "_coarse") + variant
+        model = build_random_model(demo["model"], scratch / f"model_{classes}{suffix}", classes, spacing, **changes)
         source = scratch / ("input_" + "_".join(cases))
         for index, name in enumerate(cases):
             size, voxel_spacing = CORPUS[name]
