@@ -222,8 +222,10 @@ def test_predict_keeps_the_logits_on_the_host_up_front_and_records_its_estimate(
 
     demo = model(two_channel_model)
     np.save(tmp_path / "data.npy", np.zeros((2, 60, 200, 200), dtype=np.float32))
+    from nnunet_workflow.execution.job import RunOptions
+
     job = type("Job", (), {"id": "c1", "model": demo, "preprocessed": lambda self: tmp_path / "data.npy",
-                           "logits": lambda self: tmp_path / "logits.npy"})()
+                           "logits": lambda self: tmp_path / "logits.npy", "options": RunOptions()})()
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device: None)
     monkeypatch.setattr(predict, "device_memory_mb", lambda device: (free_mb, 0))
     monkeypatch.setattr(predict, "gpu_peaks", lambda device: {"gpu_peak_mb": 123.0})

@@ -28,12 +28,13 @@ def check_memory(estimates: Estimates, max_job_mb: int | None) -> None:
             )
 
 
-def ensemble_estimates(shape, spacing, channels, bytes_per_voxel, members, save_probabilities=False) -> Estimates:
+def ensemble_estimates(shape, spacing, channels, bytes_per_voxel, members, save_probabilities=False,
+                       predict_on_disk: bool = False) -> Estimates:
     """An ensemble's: each member's stages under `m{i}_` names (its export keeps probabilities; a cascade
     member's previous stage under `m{i}_prev_`), the ensemble's."""
     estimates = Estimates()
     for index, member in enumerate(members):
-        own = case_estimates(shape, spacing, channels, bytes_per_voxel, member, True)
+        own = case_estimates(shape, spacing, channels, bytes_per_voxel, member, True, predict_on_disk=predict_on_disk)
         if not host_memory.streams_probabilities(member):  # nnU-Net's own export of the probabilities
             own.memory_mb["export"] = max(own.memory_mb["export"], host_memory.member_export_mb(own.voxels,
                                                                                               member.num_classes))
@@ -46,15 +47,16 @@ def ensemble_estimates(shape, spacing, channels, bytes_per_voxel, members, save_
 
 def case_estimates(shape, spacing, channels, bytes_per_voxel, model: ModelInfo, save_probabilities,
                    postprocessing: bool = False, ensemble=(), statistics: bool = False,
-                   export_threads: int = 1, preprocess_threads: int = 1) -> Estimates:
+                   export_threads: int = 1, preprocess_threads: int = 1, predict_on_disk: bool = False) -> Estimates:
     """Memory and time estimates of every later stage of a case; a cascade's previous stage's under
     `prev_` names (its own target spacing and classes); an ensemble's members' under `m{i}_` names and the
     ensemble's; postprocess's and statistics' when they run."""
     if len(ensemble) > 1:
-        estimates = ensemble_estimates(shape, spacing, channels, bytes_per_voxel, ensemble, save_probabilities)
+        estimates = ensemble_estimates(shape, spacing, channels, bytes_per_voxel, ensemble, save_probabilities,
+                                       predict_on_disk)
     else:
         estimates = host_memory.stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_probabilities,
-                                                export_threads, preprocess_threads)
+                                                export_threads, preprocess_threads, predict_on_disk)
         estimates.disk_mb.update(disk.stage_disk_mb(estimates.voxels, estimates.voxels_resampled["predict"],
                                                     model.num_input_channels, model.num_classes, save_probabilities))
         estimates.timeout_s.update(timeouts.stage_timeouts_s(estimates.voxels, estimates.voxels_resampled["predict"],
@@ -62,7 +64,8 @@ def case_estimates(shape, spacing, channels, bytes_per_voxel, model: ModelInfo, 
                                                              len(model.folds)))
         if model.previous_stage is not None:
             previous = case_estimates(shape, spacing, channels, bytes_per_voxel, model.previous_stage, False,
-                                      export_threads=export_threads, preprocess_threads=preprocess_threads)
+                                      export_threads=export_threads, preprocess_threads=preprocess_threads,
+                                      predict_on_disk=predict_on_disk)
             estimates.add(previous.renamed(stage_names.previous))
     voxels = estimates.voxels
     if postprocessing:

@@ -85,6 +85,26 @@ def cascade_preprocess_bytes(c, labels, s0, s1) -> int:
     return 4 * s0 + 4 * labels * s1 + 4 * (c + labels) * s1
 
 
+# With `out_of_core: auto`, prediction on the CPU keeps its sums on disk (stages/disk_sliding_window) once the logits
+# would take more than this in memory: beyond it they, not the network, would make predict the run's largest job.
+LOGITS_ON_DISK_BYTES = 512 << 20
+
+
+def predict_sums_on_disk(policy: str, classes: int, s1: int, on_cpu: bool) -> bool:
+    """Whether predict keeps the sliding window's sums on disk: `out_of_core` always, or auto on the CPU with logits
+    larger than LOGITS_ON_DISK_BYTES (on a GPU nnU-Net keeps them on the device, or itself on the host)."""
+    if policy in ("always", "never"):
+        return policy == "always"
+    return on_cpu and LOGITS_BYTES * classes * s1 > LOGITS_ON_DISK_BYTES
+
+
+def disk_predict_bytes(c, k, s1, patch_voxels) -> int:
+    """Prediction with its sums on disk: the summed Gaussian weights (float16 on the network grid) and a tile's
+    arrays (the image's tile and its copies, the network's output for every class and its mirrored sums in
+    float32, the sums' pages of the tile); a volume smaller than a tile is padded to one in memory."""
+    return 2 * s1 + (8 * c + 20 * k) * patch_voxels
+
+
 def predict_bytes(c, k, s1, folds) -> int:
     """The preprocessed data (float32, padded copy) and the logits: ~5 bytes per class and voxel on the
     network grid measured on CPU (float16 accumulators, float16 logits and the patch outputs); a second
@@ -168,7 +188,7 @@ def _mb(base_mb: int, nbytes: float) -> int:
 
 
 def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_probabilities=False,
-                    threads: int = 1, preprocess_threads: int = 1) -> Estimates:
+                    threads: int = 1, preprocess_threads: int = 1, predict_on_disk: bool = False) -> Estimates:
     """Peak RSS (MB) of preprocess, predict and export of one case, and the voxel counts they come from; and
     predict's GPU memory (not host memory, see gpu_memory) where the model's network is one gpu_memory counts.
 
@@ -205,7 +225,9 @@ def stage_estimates(shape, spacing, channels, bytes_per_voxel, model, save_proba
     export = export_bytes(k, s1, s0, separate_work, streaming, save_probabilities, plane, threads,
                           s0 // max(1, shape[0]), torch_bytes, model.has_regions)
     memory_mb = {"preprocess": _mb(NNUNET_BASE_MB, preprocess),
-                 "predict": _mb(PREDICT_BASE_MB, predict_bytes(c + labels, k, s1, folds)),
+                 "predict": _mb(PREDICT_BASE_MB,
+                                disk_predict_bytes(c + labels, k, s1, math.prod(model.patch_size)) if predict_on_disk
+                                else predict_bytes(c + labels, k, s1, folds)),
                  "export": _mb(NNUNET_BASE_MB, export)}
     return Estimates(voxels=s0, memory_mb=memory_mb, gpu_mb=gpu_memory.gpu_estimates(model, new_shape),
                      voxels_resampled={"predict": s1}, separate_z=separate)

@@ -30,6 +30,7 @@ class RunOptions:
     export_threads: int = 1  # slabs the streaming export resamples at once (a job's own `threads` may be fewer)
     preprocess_threads: int = 1  # slabs the preprocessing resamples at once (likewise)
     trust_model_code: bool = False  # load checkpoints and a postprocessing.pkl naming foreign code (model_checks)
+    out_of_core: str = "auto"  # predict's sums on disk: auto (large logits on the CPU), always or never
 
     @classmethod
     def from_config(cls, config: dict, threads: int = 1, max_job_mb: int | None = None) -> RunOptions:
@@ -40,7 +41,8 @@ class RunOptions:
                    statistics=config.get("statistics", False),
                    trust_model_code=config.get("trust_model_code", False),
                    export_threads=config.get("export_threads", 1),
-                   preprocess_threads=config.get("preprocess_threads", 1))
+                   preprocess_threads=config.get("preprocess_threads", 1),
+                   out_of_core=config.get("out_of_core", "auto"))
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ model again) and the batch goes on with the next case.
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -20,6 +21,8 @@ from ..nnunet.model import ModelInfo
 from ..nnunet.model_checks import check_checkpoint, fold_checkpoints
 from ..store.atomic_files import atomic_path
 from ..store.failures import error_kind, error_message
+from .disk_sliding_window import predict_logits_to_file
+from .streaming_export import NpyChannels
 
 
 def resolve_device(name: str):
@@ -111,14 +114,31 @@ def device_memory_mb(device) -> tuple[float, float]:
     return free / MB, torch.cuda.memory_reserved(device) / MB
 
 
+def sums_on_disk(predictor, job: CaseJob) -> bool:
+    """Whether this case's sliding window keeps its sums on disk (`out_of_core`; see
+    host_memory.predict_sums_on_disk), from the preprocessed array's shape."""
+    shape = NpyChannels(job.preprocessed()).shape
+    return host_memory.predict_sums_on_disk(job.options.out_of_core, job.model.num_classes, math.prod(shape[1:]),
+                                            predictor.device.type == "cpu")
+
+
 def predict_case(predictor, job: CaseJob) -> dict:
     """Predict the logits of one preprocessed case and save them (float16, as nnU-Net hands them to export). On a
     GPU, a case estimated not to fit with its logits on the device keeps them in host memory from the start; one
-    that runs out of GPU memory all the same is predicted again so."""
+    that runs out of GPU memory all the same is predicted again so. With large logits (or `out_of_core: always`)
+    the sliding window's sums are kept in the logits file itself (stages/disk_sliding_window)."""
     import torch
 
     print(f"predicting {job.id}", flush=True)
     on_gpu = predictor.device.type == "cuda"
+    if sums_on_disk(predictor, job):
+        if on_gpu:
+            torch.cuda.reset_peak_memory_stats(predictor.device)
+        with atomic_path(job.logits(), suffix=".npy") as temp:
+            shape, dtype = predict_logits_to_file(predictor, job.preprocessed(), temp)
+        return {"logits_shape": list(shape), "logits_dtype": str(dtype), "device": str(predictor.device),
+                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "logits_on_host": True,
+                "sums_on_disk": True, "warnings": [], **(gpu_peaks(predictor.device) if on_gpu else {})}
     data = np.load(job.preprocessed())
     on_host, estimate, warnings = False, None, []
     if on_gpu:

@@ -41,6 +41,19 @@ from .torch_resampling import resampled_groups
 from .zoom_kernel import ZOOM_KERNEL, grid_coordinates, nearest_indices, separate_z_path
 
 
+def npy_header(path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """The shape, dtype and data offset of a C-ordered numeric .npy file."""
+    with open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(handle)
+        offset = handle.tell()
+    if fortran_order or dtype.hasobject:
+        raise ValueError(f"{path}: expected a C-ordered numeric array")
+    return shape, dtype, offset
+
+
 class NpyChannels:
     """The channels of a saved (C, ...) array, read from the .npy file one at a time on indexing.
 
@@ -50,14 +63,7 @@ class NpyChannels:
 
     def __init__(self, path):
         self.path = str(path)
-        with open(self.path, "rb") as handle:
-            version = np.lib.format.read_magic(handle)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                np.lib.format.read_array_header_2_0
-            self.shape, fortran_order, self.dtype = read_header(handle)
-            self.offset = handle.tell()
-        if fortran_order or self.dtype.hasobject:
-            raise ValueError(f"{self.path}: expected a C-ordered numeric array")
+        self.shape, self.dtype, self.offset = npy_header(self.path)
 
     def __len__(self) -> int:
         return self.shape[0]

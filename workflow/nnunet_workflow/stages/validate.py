@@ -265,7 +265,8 @@ def inspect_case(reference: TrainingReference | None, job: CaseJob) -> dict:
     channels = model.num_channels
     estimates = case_estimates(shape, spacing, channels, bytes_per_voxel, model, job.options.save_probabilities,
                                bool(job.options.postprocessing), job.ensemble, job.options.statistics,
-                               job.options.export_threads, job.options.preprocess_threads)
+                               job.options.export_threads, job.options.preprocess_threads,
+                               job.options.out_of_core == "always")
     check_memory(estimates, job.options.max_job_mb)
     # the training cases' spacing range, where the fingerprint gives it, says more than the target spacing
     warnings = [] if reference is not None and reference.spacing_range else spacing_warnings(spacing, model)
