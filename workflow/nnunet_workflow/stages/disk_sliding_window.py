@@ -26,7 +26,7 @@ import numpy as np
 
 from .streaming_export import npy_header
 
-ROW_BYTES = 1 << 26  # bytes of the logits worked on at once after the tiles (division, folds, padding)
+ROW_BYTES = 1 << 26  # bytes of the logits (all classes) worked on at once after the tiles: division, folds, padding
 
 
 class MappedNpy:
@@ -37,6 +37,9 @@ class MappedNpy:
         shape, dtype, offset = npy_header(self.path)
         self.handle = open(self.path, "r+b" if writable else "rb")  # noqa: SIM115 (closed by close())
         self.map = mmap.mmap(self.handle.fileno(), 0, access=mmap.ACCESS_WRITE if writable else mmap.ACCESS_COPY)
+        # no read-ahead, and no mapping of the cached pages around each one touched (the kernel's fault-around:
+        # with it, a tile of every class made the whole band of planes it lies in resident, 4x the tile's pages)
+        self.map.madvise(mmap.MADV_RANDOM)
         self.offset = offset
         self.array = np.ndarray(shape, dtype=dtype, buffer=self.map, offset=offset)
 
@@ -67,7 +70,8 @@ class MappedNpy:
 
 
 def _row_chunks(array: np.ndarray) -> list[tuple[int, int]]:
-    rows = max(1, ROW_BYTES // max(1, math.prod(array.shape[2:]) * array.dtype.itemsize))
+    """Rows (first axis after the channels) of about ROW_BYTES of every channel together."""
+    rows = max(1, ROW_BYTES // max(1, array.shape[0] * math.prod(array.shape[2:]) * array.dtype.itemsize))
     return [(start, min(start + rows, array.shape[1])) for start in range(0, array.shape[1], rows)]
 
 
@@ -158,11 +162,13 @@ def _fold_to_file(predictor, data_path, path) -> None:
 def _copy_region(sums: MappedNpy, region, path) -> None:
     """The region `region` of `sums` (the un-padded grid) into a new .npy file at `path`, a few rows at a time."""
     part = sums.array[region]
+    first_row = region[1].start or 0
     target = MappedNpy.create(path, part.shape, part.dtype)
     try:
         for start, stop in _row_chunks(target.array):
             target.array[:, start:stop] = part[:, start:stop]
             target.release(start, stop)
+            sums.release(first_row + start, first_row + stop)
     finally:
         target.close()
 
