@@ -4,8 +4,8 @@ their .npy file, bit-identical to `nnUNetPredictor.predict_logits_from_preproces
 nnU-Net holds the summed logits (K classes in float16 on the network grid), the summed Gaussian weights and the
 preprocessed image in memory for the whole case; with many classes or a large volume the logits alone outgrow the
 rest of the stage many times over. Here the image is read tile by tile and the sums live in the logits file, both
-through a memory map of which only the current tile's pages are resident (given back after each tile), so the
-process holds about a tile of every class whatever the volume (the page cache holds the rest, and the kernel
+through a memory map of which only the current tile's pages of a few classes are resident (given back after
+each), so the process holds about a tile whatever the volume (the page cache holds the rest, and the kernel
 writes it back as it needs the memory).
 
 The arithmetic is nnU-Net's, step by step and in its order: its tiles (`_internal_get_sliding_window_slicers`),
@@ -26,6 +26,10 @@ import numpy as np
 
 from .streaming_export import npy_header
 
+# Classes whose sums of a tile are added before their pages are given back: the kernel maps the cached pages around
+# each one touched (fault-around, whatever the advice), so a tile of all classes at once made up to 4x its own pages
+# resident.
+CLASS_CHUNK = 8
 ROW_BYTES = 1 << 26  # bytes of the logits (all classes) worked on at once after the tiles: division, folds, padding
 
 
@@ -37,9 +41,7 @@ class MappedNpy:
         shape, dtype, offset = npy_header(self.path)
         self.handle = open(self.path, "r+b" if writable else "rb")  # noqa: SIM115 (closed by close())
         self.map = mmap.mmap(self.handle.fileno(), 0, access=mmap.ACCESS_WRITE if writable else mmap.ACCESS_COPY)
-        # no read-ahead, and no mapping of the cached pages around each one touched (the kernel's fault-around:
-        # with it, a tile of every class made the whole band of planes it lies in resident, 4x the tile's pages)
-        self.map.madvise(mmap.MADV_RANDOM)
+        self.map.madvise(mmap.MADV_RANDOM)  # no read-ahead
         self.offset = offset
         self.array = np.ndarray(shape, dtype=dtype, buffer=self.map, offset=offset)
 
@@ -53,11 +55,12 @@ class MappedNpy:
             handle.truncate(handle.tell() + math.prod(shape) * dtype.itemsize)
         return cls(path, writable=True)
 
-    def release(self, start: int, stop: int) -> None:
-        """Give back the pages of rows start:stop (of the first axis after the channels) of every channel."""
+    def release(self, start: int, stop: int, channels: range | None = None) -> None:
+        """Give back the pages of rows start:stop (of the first axis after the channels) of every channel (or of
+        `channels`)."""
         shape, itemsize = self.array.shape, self.array.dtype.itemsize
         row = math.prod(shape[2:]) * itemsize
-        for channel in range(shape[0]):
+        for channel in channels or range(shape[0]):
             first = self.offset + (channel * shape[1] + start) * row
             last = self.offset + (channel * shape[1] + stop) * row
             first -= first % mmap.PAGESIZE
@@ -105,11 +108,13 @@ def _sliding_window(predictor, data, sums: MappedNpy, source: MappedNpy | None) 
         prediction = predictor._internal_maybe_mirror_and_predict(workon)[0].to(results_device)
         if predictor.use_gaussian:
             prediction *= gaussian
-        logits[slicer] += prediction
+        rows = slicer[first_axis] if first_axis else slice(slicer[1], slicer[1] + 1)  # a 2d tile: one slice
+        for first in range(0, len(prediction), CLASS_CHUNK):  # logits[slicer] += prediction, a few classes at once
+            chunk = range(first, min(first + CLASS_CHUNK, len(prediction)))
+            logits[(slice(chunk.start, chunk.stop), *slicer[1:])] += prediction[chunk.start:chunk.stop]
+            sums.release(rows.start, rows.stop, chunk)
         weights[slicer[1:]] += gaussian
         del workon, prediction
-        rows = slicer[first_axis] if first_axis else slice(slicer[1], slicer[1] + 1)  # a 2d tile: one slice
-        sums.release(rows.start, rows.stop)
         if source is not None:
             source.release(rows.start, rows.stop)
     for start, stop in _row_chunks(sums.array):  # torch.div(logits, weights, out=logits), row by row
