@@ -131,18 +131,16 @@ def predict_case(predictor, job: CaseJob) -> dict:
 
     print(f"predicting {job.id}", flush=True)
     on_gpu = predictor.device.type == "cuda"
+    if on_gpu:
+        torch.cuda.reset_peak_memory_stats(predictor.device)
     if sums_on_disk(predictor, job):
-        if on_gpu:
-            torch.cuda.reset_peak_memory_stats(predictor.device)
         with atomic_path(job.logits(), suffix=".npy") as temp:
             shape, dtype = predict_logits_to_file(predictor, job.preprocessed(), temp)
-        return {"logits_shape": list(shape), "logits_dtype": str(dtype), "device": str(predictor.device),
-                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "logits_on_host": True,
-                "sums_on_disk": True, "warnings": [], **(gpu_peaks(predictor.device) if on_gpu else {})}
+        return _predicted(predictor, shape, dtype, True, [], sums_on_disk=True,
+                          **(gpu_peaks(predictor.device) if on_gpu else {}))
     data = np.load(job.preprocessed())
     on_host, estimate, warnings = False, None, []
     if on_gpu:
-        torch.cuda.reset_peak_memory_stats(predictor.device)
         on_host, estimate, warnings = logits_placement(job.model, data.shape, *device_memory_mb(predictor.device))
     data = torch.from_numpy(data).to(dtype=torch.float32, memory_format=torch.contiguous_format)
     if on_host:
@@ -154,9 +152,14 @@ def predict_case(predictor, job: CaseJob) -> dict:
     gpu = {**gpu_peaks(predictor.device), "gpu_estimate_mb": estimate} if on_gpu else {}
     with atomic_path(job.logits(), suffix=".npy") as temp:
         np.save(temp, logits)
-    return {"logits_shape": list(logits.shape), "logits_dtype": str(logits.dtype), "device": str(predictor.device),
+    return _predicted(predictor, logits.shape, logits.dtype, on_host, warnings, **gpu)
+
+
+def _predicted(predictor, shape, dtype, on_host: bool, warnings: list, **more) -> dict:
+    """The predict record's details of a case whose logits were saved."""
+    return {"logits_shape": list(shape), "logits_dtype": str(dtype), "device": str(predictor.device),
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "logits_on_host": on_host,
-            "warnings": warnings, **gpu}
+            "warnings": warnings, **more}
 
 
 PREDICT = Stage("predict", handle=predict_case, needs="preprocess", setup=load_predictor,
